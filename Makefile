@@ -1,0 +1,79 @@
+# The README's commands. Everything installs itself into .venv on first use.
+PYTHON ?= python3.13
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+API_PORT   ?= 8000
+MONGO_PORT ?= 27018
+BLOB_PORT  ?= 8101
+JOB_PORT   ?= 8102
+DATA_DIR   ?= var
+
+export BLOBSERVICE_URL ?= http://127.0.0.1:$(BLOB_PORT)
+export JOBSERVICE_URL  ?= http://127.0.0.1:$(JOB_PORT)
+export MONGODB_URI     ?= mongodb://127.0.0.1:$(MONGO_PORT)/?directConnection=true
+
+.PHONY: install run test test-mongo-broker test-redis-broker lint format migrate mongo \
+        blobservice jobservice worker api token bench clean
+
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The whole service on embedded defaults: MongoDB, BlobService, JobService, worker, API.
+run: $(STAMP)
+	PY=$(PY) API_PORT=$(API_PORT) MONGO_PORT=$(MONGO_PORT) BLOB_PORT=$(BLOB_PORT) \
+	JOB_PORT=$(JOB_PORT) DATA_DIR=$(DATA_DIR) scripts/run.sh
+
+## The full suite: once with the MongoDB broker, then the end-to-end tests with Redis.
+test: $(STAMP)
+	$(MAKE) --no-print-directory test-mongo-broker test-redis-broker
+
+test-mongo-broker: $(STAMP)
+	$(PY) -m pytest
+
+test-redis-broker: $(STAMP)
+	TEST_BROKER=redis $(PY) -m pytest tests/api
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+## Each process on its own (what `make run` starts), for operators and debugging.
+mongo: $(STAMP)
+	$(PY) -m frontservice.embedded_mongo --port $(MONGO_PORT) --path $(DATA_DIR)/mongo/frontservice.sqlite3
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --no-input
+
+blobservice: $(STAMP)
+	$(PY) -m refservices.blobservice --port $(BLOB_PORT) --data-dir $(DATA_DIR)/blobservice
+
+jobservice: $(STAMP)
+	$(PY) -m refservices.jobservice --port $(JOB_PORT) --data-dir $(DATA_DIR)/jobservice \
+		--blobservice-url $(BLOBSERVICE_URL)
+
+worker: $(STAMP)
+	$(PY) manage.py qcluster
+
+api: $(STAMP)
+	$(PY) -m gunicorn frontservice.wsgi --bind 127.0.0.1:$(API_PORT) --worker-class gthread \
+		--workers 2 --threads 8 --timeout 600
+
+token: $(STAMP)
+	@$(PY) manage.py issue_token --tenant $${TENANT:-acme} --sub $${SUB:-alice}
+
+bench: $(STAMP)
+	$(PY) bench/e2e.py
+
+clean:
+	rm -rf $(DATA_DIR)

@@ -1,0 +1,76 @@
+"""Settings from the environment, through helpers that fail loudly.
+
+Every variable may also be given as ``NAME_FILE`` (a path whose content is the value), so
+secrets can come from mounted files instead of the process environment.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_REQUIRED = object()
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    if name in os.environ:
+        return os.environ[name]
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc}") from exc
+    return None
+
+
+def env_str(name: str, default=_REQUIRED) -> str:
+    value = _raw(name)
+    if value is None:
+        if default is _REQUIRED:
+            raise ImproperlyConfigured(f"The environment variable {name} is required.")
+        return default
+    return value
+
+
+def env_int(name: str, default=_REQUIRED, *, minimum: int | None = None) -> int:
+    value = env_str(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from exc
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    return number
+
+
+def env_float(name: str, default=_REQUIRED, *, minimum: float | None = None) -> float:
+    value = env_str(name, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from exc
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    return number
+
+
+def env_bool(name: str, default=_REQUIRED) -> bool:
+    value = env_str(name, default)
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false).")
+
+
+def env_list(name: str, default=_REQUIRED) -> list[str]:
+    value = env_str(name, default)
+    if isinstance(value, list):
+        return value
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,42 @@
+import uuid
+
+from django.db import models
+from django.urls import reverse
+
+from jobs.states import FINAL, Status
+
+
+class Job(models.Model):
+    # A random UUID: ids are unguessable, and the blob and remote job ids derive from it.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_column="_id")
+    tenant_id = models.CharField(max_length=200)
+    sub = models.CharField(max_length=200)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.CREATED)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    input_size = models.BigIntegerField(default=0)
+    blob_id = models.CharField(max_length=128, blank=True, default="")
+    remote_job_id = models.CharField(max_length=128, blank=True, default="")
+    # The last downstream failure: {"service", "message", "status_code", "at"}; null when none.
+    error = models.JSONField(null=True, blank=True, default=None)
+    # Every status change, appended atomically with the change itself:
+    # [{"at", "from", "to", "reason"}, ...]
+    history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # Owner lookups: every API read filters on (tenant_id, sub) and the id or the date.
+            models.Index(fields=["tenant_id", "sub", "-created_at"], name="job_owner_created"),
+            models.Index(fields=["status", "updated_at"], name="job_status_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("job-status", kwargs={"job_id": self.id})
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL

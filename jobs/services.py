@@ -1,0 +1,125 @@
+"""Job services: plain functions that views, tasks and commands call."""
+
+import logging
+import uuid
+from pathlib import Path
+
+from django.db import connection
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.states import REMOTE_STATUS, Status, can_transition
+
+logger = logging.getLogger(__name__)
+
+
+class IllegalTransition(Exception):
+    """A programming error: the caller asked for a change the transition table forbids."""
+
+
+def job_create(
+    *, tenant_id: str, sub: str, staged_file: Path, size: int, content_type: str
+) -> Job:
+    """Record a CREATED job for a staged input and enqueue its orchestration."""
+    from orchestration import staging, tasks
+
+    job = Job(tenant_id=tenant_id, sub=sub, content_type=content_type, input_size=size)
+    # The staged file is named after the job before the job exists, so a worker never sees
+    # a job whose input is not in place yet.
+    staging.promote(staged_file, job.id)
+    try:
+        job.save(force_insert=True)
+    except BaseException:
+        staging.discard(job.id)
+        raise
+    # If enqueueing fails the job stays CREATED and is found again by its age (issue 3's
+    # reconciler); the user still gets their 202 and their job id.
+    tasks.enqueue_orchestration(job.id)
+    return job
+
+
+def job_transition(
+    job_id: uuid.UUID,
+    *,
+    from_status: str,
+    to_status: str,
+    reason: str,
+    fields: dict | None = None,
+) -> bool:
+    """Compare-and-set the status; True only for the caller whose change was applied.
+
+    The update matches on the current status, so of two workers (or a worker and a status
+    request) racing, exactly one wins and the other sees False. The history entry is pushed in
+    the same single-document update, so history and status can never disagree.
+    """
+    if not can_transition(from_status, to_status):
+        raise IllegalTransition(f"{from_status} -> {to_status}")
+    now = timezone.now()
+    changes = {"status": to_status, "updated_at": now, **(fields or {})}
+    update = {
+        "$set": {_column(name): _db_value(name, value) for name, value in changes.items()},
+        "$push": {
+            "history": {"at": now.isoformat(), "from": from_status, "to": to_status,
+                        "reason": reason}
+        },
+    }
+    pk = Job._meta.pk
+    result = _collection().update_one(
+        {pk.column: pk.get_db_prep_value(job_id, connection), "status": from_status}, update
+    )
+    applied = result.modified_count == 1
+    if applied:
+        logger.info("job %s %s -> %s (%s)", job_id, from_status, to_status, reason)
+    return applied
+
+
+def job_refresh(job: Job) -> Job:
+    """Ask JobService about a SUBMITTED job, store what changed, return the current job."""
+    from orchestration.clients import job_service
+    from orchestration.clients.http import DownstreamError
+
+    if job.status != Status.SUBMITTED:
+        return job
+    try:
+        remote = job_service.get_job(job.remote_job_id)
+    except DownstreamError as exc:
+        # The user gets the last known status; the next poll asks again.
+        logger.warning("job %s: status refresh failed: %s", job.id, exc)
+        return job
+    target = REMOTE_STATUS.get(remote.status)
+    if target is None:
+        return job
+    error = None
+    if target == Status.EXECUTION_ERROR:
+        error = error_detail(service="jobservice", message=remote.error or remote.status)
+    job_transition(
+        job.id,
+        from_status=Status.SUBMITTED,
+        to_status=target,
+        reason=f"JobService reported {remote.status}",
+        fields={"error": error} if error else None,
+    )
+    # Whoever won the race, the stored state is the truth.
+    job.refresh_from_db()
+    return job
+
+
+def error_detail(*, service: str, message: str, status_code: int | None = None) -> dict:
+    return {
+        "service": service,
+        "message": message[:500],
+        "status_code": status_code,
+        "at": timezone.now().isoformat(),
+    }
+
+
+def _collection():
+    return connection.get_collection(Job._meta.db_table)
+
+
+def _column(name: str) -> str:
+    return Job._meta.get_field(name).column
+
+
+def _db_value(name: str, value):
+    return Job._meta.get_field(name).get_db_prep_save(value, connection)

@@ -1,0 +1,28 @@
+import os
+
+from django.apps import AppConfig
+
+
+class OrchestrationConfig(AppConfig):
+    name = "orchestration"
+
+    def ready(self) -> None:
+        from orchestration import staging
+
+        # The API streams uploads into the staging area; it must exist before the first one.
+        staging.ensure_dirs()
+        # django-q2 forks its workers, and a PyMongo client must not be used across a fork:
+        # the child forgets the clients it inherited and opens its own on first use.
+        os.register_at_fork(after_in_child=_forget_inherited_mongo_clients)
+
+
+def _forget_inherited_mongo_clients() -> None:
+    from django.db import connections
+    from django_mongodb_backend.base import DatabaseWrapper
+
+    for conn in connections.all(initialized_only=True):
+        if isinstance(conn, DatabaseWrapper):
+            conn.connection = None
+            conn.__dict__.pop("database", None)
+    # Dropped, not closed: closing would touch sockets the parent process still uses.
+    DatabaseWrapper._connection_pools.clear()

@@ -1,0 +1,57 @@
+"""The staging area: inputs on a disk shared by the API and the workers until BlobService has them.
+
+The API streams each upload into ``tmp/`` and renames it to ``<job id>`` once complete, so a
+staged file either is whole or does not exist. The blob never travels through the broker.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+
+
+def ensure_dirs() -> None:
+    (Path(settings.STAGING_DIR) / "tmp").mkdir(parents=True, exist_ok=True)
+
+
+def staged_path(job_id: uuid.UUID | str) -> Path:
+    return Path(settings.STAGING_DIR) / str(uuid.UUID(str(job_id)))
+
+
+def new_temp_path() -> Path:
+    return Path(settings.STAGING_DIR) / "tmp" / f"upload-{uuid.uuid4().hex}"
+
+
+def stage_stream(stream, *, chunk_size: int, max_bytes: int | None = None) -> tuple[Path, int]:
+    """Copy a readable stream to a new temp file in chunks; return its path and size."""
+    path = new_temp_path()
+    size = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := stream.read(chunk_size):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise InputTooLarge(max_bytes)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, size
+
+
+def promote(temp_path: Path | str, job_id: uuid.UUID | str) -> Path:
+    """Move a complete temp file to the job's staged path (a rename on the same disk)."""
+    target = staged_path(job_id)
+    os.replace(temp_path, target)
+    return target
+
+
+def discard(job_id: uuid.UUID | str) -> None:
+    staged_path(job_id).unlink(missing_ok=True)
+
+
+class InputTooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"input larger than {limit} bytes")
+        self.limit = limit

@@ -1,0 +1,179 @@
+"""The running stack for end-to-end tests, and the people who use it.
+
+One session-scoped stack of real processes: the reference BlobService and JobService, the API
+under gunicorn and a django-q2 cluster, all on free ports, all on the test database of the
+embedded MongoDB (tests/embedded_database.py). Every process is stopped by its PID at the end,
+also when tests fail. Tests talk HTTP to the API and read the stored state with the ORM.
+"""
+
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.api import Owner
+from tests.support.processes import ManagedProcess, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+# JobService's execution delay in tests: long enough to see SUBMITTED, short enough to be quick.
+EXECUTION_DELAY = "0.3"
+
+
+@dataclass
+class Stack:
+    env: dict
+    data_dir: Path
+    urls: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return self.urls["api"]
+
+    def start(self, name: str) -> ManagedProcess:
+        ready_url = f"{self.urls[name]}/_control/health" if name in ("blob", "job") else None
+        if name == "api":
+            ready_url = f"{self.urls['api']}/healthz"
+        process = ManagedProcess.start(
+            self.argv[name], env=self.env, cwd=str(REPO), name=name, ready_url=ready_url
+        )
+        self.processes[name] = process
+        return process
+
+    def stop(self, name: str) -> None:
+        self.processes.pop(name).stop()
+
+    def stats(self, name: str) -> dict:
+        return requests.get(f"{self.urls[name]}/_control/stats", timeout=5).json()
+
+    def faults(self, name: str, **faults) -> None:
+        response = requests.post(f"{self.urls[name]}/_control/faults", json=faults, timeout=5)
+        response.raise_for_status()
+
+    def cancel_remote(self, job_id: str) -> None:
+        """End a deliberately slow job in JobService so it does not hold up later tests."""
+        requests.delete(f"{self.urls['job']}/jobs/{job_id}", timeout=5)
+
+    def clear_faults(self) -> None:
+        for name in ("blob", "job"):
+            requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
+
+
+def _stack_env(db_name: str, urls: dict[str, str]) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="frontservice.settings",
+        MONGODB_NAME=db_name,
+        BLOBSERVICE_URL=urls["blob"],
+        JOBSERVICE_URL=urls["job"],
+        DOWNSTREAM_READ_TIMEOUT="10",
+        Q_WORKERS="2",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.conf import settings
+    from django.db import connection
+
+    data_dir = tmp_path_factory.mktemp("stack")
+    ports = {name: free_port() for name in ("blob", "job", "api")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    stack = Stack(env=_stack_env(connection.settings_dict["NAME"], urls), data_dir=data_dir,
+                  urls=urls)
+    # The test process itself (quiet_stack, the ORM assertions) talks to the same services.
+    settings.BLOBSERVICE_URL, settings.JOBSERVICE_URL = urls["blob"], urls["job"]
+    python = sys.executable
+    stack.argv = {
+        "blob": [python, "-m", "refservices.blobservice", "--port", str(ports["blob"]),
+                 "--data-dir", str(data_dir / "blobs")],
+        "job": [python, "-m", "refservices.jobservice", "--port", str(ports["job"]),
+                "--data-dir", str(data_dir / "jobs"), "--blobservice-url", urls["blob"],
+                "--delay", EXECUTION_DELAY],
+        "api": [python, "-m", "gunicorn", "frontservice.wsgi", "--bind",
+                f"127.0.0.1:{ports['api']}", "--worker-class", "gthread", "--workers", "2",
+                "--threads", "8", "--timeout", "120", "--graceful-timeout", "5"],
+        "worker": [python, "manage.py", "qcluster"],
+    }
+    try:
+        for name in ("blob", "job", "api", "worker"):
+            stack.start(name)
+        yield stack
+    finally:
+        for process in list(stack.processes.values()):
+            process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _database_access(django_db_blocker):
+    # The stack shares the test database; tests read it as it is (no per-test transaction,
+    # which MongoDB would ignore anyway). Isolation comes from each test's own owners.
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def clean_downstream(stack):
+    """Faults cleared before and after a test that injects them."""
+    stack.clear_faults()
+    yield stack
+    stack.clear_faults()
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def tenant() -> str:
+    return _unique("acme")
+
+
+@pytest.fixture
+def alice(tenant) -> Owner:
+    return Owner(tenant_id=tenant, sub=_unique("alice"))
+
+
+@pytest.fixture
+def bob(tenant) -> Owner:
+    """Alice's colleague: same tenant, another user."""
+    return Owner(tenant_id=tenant, sub=_unique("bob"))
+
+
+@pytest.fixture
+def mallory(alice) -> Owner:
+    """Same sub as alice, another tenant."""
+    return Owner(tenant_id=_unique("evil"), sub=alice.sub)
+
+
+@pytest.fixture
+def quiet_stack(stack):
+    """No orchestration in flight: every job created by earlier tests has left CREATED/STORED,
+    and every SUBMITTED one has finished in JobService. Fault tests need that, or an earlier
+    test's job could consume the fault they inject."""
+    from jobs.models import Job
+    from jobs.services import job_refresh
+    from jobs.states import Status
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        busy = Job.objects.filter(status__in=[Status.CREATED, Status.STORED]).count()
+        submitted = list(Job.objects.filter(status=Status.SUBMITTED))
+        for job in submitted:
+            job_refresh(job)
+        if not busy and not Job.objects.filter(status=Status.SUBMITTED).exists():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the stack did not settle within 60 s")
+    stack.clear_faults()
+    yield stack
+    stack.clear_faults()

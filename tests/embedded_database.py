@@ -1,0 +1,61 @@
+"""pytest plugin: the embedded MongoDB (in memory) for the whole test session.
+
+Loaded with ``-p`` (pytest.ini) so that it runs before pytest-django imports the settings: the
+settings read MONGODB_URI once, at import. The server is a real process speaking the MongoDB
+protocol; it is stopped by its PID when the session ends, also when tests fail.
+Set TEST_MONGODB_URI to run the suite against another MongoDB instead.
+"""
+
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from tests.support.processes import ManagedProcess, free_port
+
+_server: ManagedProcess | None = None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    global _server
+    work_dir = tempfile.mkdtemp(prefix="frontservice-tests-")
+    os.environ.setdefault("FRONTSERVICE_VAR_DIR", work_dir)
+    os.environ.setdefault("STAGING_DIR", os.path.join(work_dir, "staging"))
+    # A cluster (queue) name of its own, so a run never takes another run's tasks from Redis.
+    os.environ.setdefault("Q_CLUSTER_NAME", f"fs-test-{uuid.uuid4().hex[:8]}")
+    if os.environ.get("TEST_BROKER") == "redis":
+        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if os.environ.get("TEST_MONGODB_URI"):
+        os.environ["MONGODB_URI"] = os.environ["TEST_MONGODB_URI"]
+    else:
+        port = free_port()
+        _server = ManagedProcess.start(
+            [sys.executable, "-m", "frontservice.embedded_mongo", "--memory", "--port", str(port)],
+            name="mongodb",
+        )
+        _wait_for_port(_server, port)
+        os.environ["MONGODB_URI"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    return (yield)
+
+
+def _wait_for_port(process: ManagedProcess, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive:
+            break
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"the embedded MongoDB did not start\n{process.log_tail()}")
+
+
+def pytest_unconfigure(config):
+    if _server is not None:
+        _server.stop()
