@@ -44,6 +44,8 @@ class Stack:
             self.argv[name], env=self.env, cwd=str(REPO), name=name, ready_url=ready_url
         )
         self.processes[name] = process
+        if name == "worker":
+            wait_for_log(process, "running.")
         return process
 
     def stop(self, name: str) -> None:
@@ -63,6 +65,14 @@ class Stack:
     def clear_faults(self) -> None:
         for name in ("blob", "job"):
             requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
+
+
+def wait_for_log(process: ManagedProcess, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in process.log_path.read_text():
+        assert process.alive, f"{process.name} exited\n{process.log_tail()}"
+        assert time.monotonic() < deadline, f"{process.name}: no {text!r}\n{process.log_tail()}"
+        time.sleep(0.05)
 
 
 def _stack_env(db_name: str, urls: dict[str, str]) -> dict:
