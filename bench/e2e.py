@@ -1,0 +1,565 @@
+"""End-to-end benchmark: FrontService against a direct BlobService PUT+GET, with peak memory.
+
+    .venv/bin/python bench/e2e.py [--sizes 1MiB,512MiB] [--keep] [--timeout 900]
+
+For every size a fresh stack (embedded MongoDB on SQLite, reference BlobService/JobService,
+API under gunicorn gthread, django-q2 cluster) is started on free ports in a temp dir, an input
+file is generated on disk, sent through the API and verified by sha256, then the same bytes go
+straight to BlobService as a baseline. Every process is stopped by its PID at the end, also on
+errors and Ctrl-C. Prints a Markdown table and writes bench/results/e2e-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.processes import ManagedProcess, free_port  # noqa: E402
+
+PYTHON = sys.executable
+MiB = 1024 * 1024
+IO_CHUNK = MiB
+POLL_INTERVAL = 0.2
+# Terminal job statuses other than success: stop polling and fail the run.
+FAILED_STATUSES = {"STORED_ERROR", "SUBMITTED_ERROR", "EXECUTION_ERROR"}
+RSS_SAMPLE_INTERVAL = 0.25
+# Process trees whose peak RSS is reported ("mongo" only in the JSON).
+TREES = ("api", "worker", "blob", "job", "mongo")
+
+
+# --- sizes and input files -------------------------------------------------------------------
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1024,
+    "mib": MiB,
+    "gib": 1024 * MiB,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 1MiB, 512MiB, 4096)")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size <= 0:
+        raise argparse.ArgumentTypeError("sizes must be positive (the API refuses empty input)")
+    return size
+
+
+def format_size(size: int) -> str:
+    for unit, factor in (("GiB", 1024 * MiB), ("MiB", MiB), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+@dataclass
+class InputFile:
+    path: Path
+    size: int
+    sha256: str  # of the input, to verify the baseline round trip
+    expected_output_sha256: str  # of the input with a-z uppercased, to verify the job
+
+
+def generate_input(path: Path, size: int, seed: int = 1) -> InputFile:
+    """Write `size` bytes of lowercase-heavy ASCII, hashing input and expected output as we go.
+
+    A small pool of pseudo-random 1 MiB blocks is written in pseudo-random order: cheap to
+    produce, never more than one block per write in memory, and not a single repeated pattern.
+    """
+    rng = random.Random(seed)
+    alphabet = string.ascii_lowercase * 4 + string.ascii_uppercase + string.digits + " .,\n"
+    pool = [rng.choices(alphabet, k=IO_CHUNK) for _ in range(8)]
+    blocks = [("".join(chars)).encode("ascii") for chars in pool]
+    uppered = [block.upper() for block in blocks]  # bytes.upper() changes only a-z
+    input_hash, output_hash = hashlib.sha256(), hashlib.sha256()
+    remaining = size
+    with path.open("wb") as out:
+        while remaining:
+            index = rng.randrange(len(blocks))
+            n = min(remaining, IO_CHUNK)
+            block, upper = blocks[index][:n], uppered[index][:n]
+            out.write(block)
+            input_hash.update(block)
+            output_hash.update(upper)
+            remaining -= n
+    return InputFile(path, size, input_hash.hexdigest(), output_hash.hexdigest())
+
+
+def download(response: requests.Response, path: Path) -> tuple[int, str]:
+    """Stream a response body to `path`; return its size and sha256."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("wb") as out:
+        for chunk in response.iter_content(IO_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+# --- peak memory -----------------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (over all its threads: a child belongs to the forking thread)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and everything below it."""
+    result, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        result.append(current)
+        todo += children(current)
+    return result
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    """The process's lifetime peak resident set (VmHWM), or None when it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+class PeakSampler:
+    """Polls VmHWM of every process in the given trees, keeping the maximum per PID.
+
+    VmHWM is already a lifetime peak, but a process that exits (e.g. a recycled queue worker)
+    takes its value with it: sampling in the background keeps what it reached before exiting.
+    """
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self.peaks: dict[str, dict[int, int]] = {name: {} for name in roots}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def sample(self) -> None:
+        for name, root in self.roots.items():
+            for pid in descendants(root):
+                kib = vm_hwm_kib(pid)
+                if kib is not None:
+                    self.peaks[name][pid] = max(kib, self.peaks[name].get(pid, 0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_INTERVAL):
+            self.sample()
+
+    def __enter__(self) -> PeakSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def report(self) -> dict[str, dict]:
+        """Per tree: the max VmHWM in MiB and the per-PID values behind it."""
+        return {
+            name: {
+                "peak_mib": round(max(pids.values(), default=0) / 1024, 1),
+                "per_pid_mib": {str(pid): round(kib / 1024, 1) for pid, kib in pids.items()},
+            }
+            for name, pids in self.peaks.items()
+        }
+
+
+# --- the stack -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def logs_under(directory: Path):
+    # ManagedProcess puts each log in a fresh tempfile.mkdtemp(); pointing tempfile at the
+    # bench dir keeps the logs with the run (kept by --keep, removed otherwise).
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(directory)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
+def wait_for_port(process: ManagedProcess, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive:
+            break
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{process.name} did not listen on {port}\n{process.log_tail()}")
+
+
+@dataclass
+class Stack:
+    """Every process of FrontService on free ports, with its data under `root`."""
+
+    root: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    token: str = ""
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self) -> None:
+        self.ports = {name: free_port() for name in ("mongo", "blob", "job", "api")}
+        self.env = self._environment()
+        with logs_under(self.root):
+            self._start_mongo()
+            self._manage("migrate", "--no-input")
+            self._start(
+                "blob",
+                [
+                    "-m",
+                    "refservices.blobservice",
+                    "--port",
+                    str(self.ports["blob"]),
+                    "--data-dir",
+                    str(self.root / "blobservice"),
+                ],
+                ready=f"{self.url('blob')}/_control/health",
+            )
+            self._start(
+                "job",
+                [
+                    "-m",
+                    "refservices.jobservice",
+                    "--port",
+                    str(self.ports["job"]),
+                    "--data-dir",
+                    str(self.root / "jobservice"),
+                    "--blobservice-url",
+                    self.url("blob"),
+                    "--delay",
+                    "0",
+                ],
+                ready=f"{self.url('job')}/_control/health",
+            )
+            self._start("worker", ["manage.py", "qcluster"])
+            self._start(
+                "api",
+                [
+                    "-m",
+                    "gunicorn",
+                    "frontservice.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{self.ports['api']}",
+                    "--worker-class",
+                    "gthread",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--timeout",
+                    "600",
+                ],
+                ready=f"{self.url('api')}/healthz",
+            )
+        self.token = self._manage("issue_token", "--tenant", "bench", "--sub", "bench").strip()
+
+    def stop(self) -> None:
+        # Reverse start order: the API and workers go before the services they call.
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop()
+
+    def roots(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self.processes.items()}
+
+    def _environment(self) -> dict[str, str]:
+        # Everything explicit: `make` exports MONGODB_URI and the service URLs of `make run`,
+        # which must not leak into the bench stack.
+        return {
+            "DJANGO_SETTINGS_MODULE": "frontservice.settings",
+            "MONGODB_URI": f"mongodb://127.0.0.1:{self.ports['mongo']}/?directConnection=true",
+            "MONGODB_NAME": "frontservice_bench",
+            "BLOBSERVICE_URL": self.url("blob"),
+            "JOBSERVICE_URL": self.url("job"),
+            "STAGING_DIR": str(self.root / "staging"),
+            "FRONTSERVICE_VAR_DIR": str(self.root / "var"),
+            "Q_CLUSTER_NAME": f"fs-bench-{uuid.uuid4().hex[:8]}",
+            "Q_WORKERS": "2",
+            "REDIS_URL": "",  # the default MongoDB broker, whatever the caller's environment
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _start_mongo(self) -> None:
+        (self.root / "mongo").mkdir(parents=True, exist_ok=True)
+        process = self._start(
+            "mongo",
+            [
+                "-m",
+                "frontservice.embedded_mongo",
+                "--port",
+                str(self.ports["mongo"]),
+                "--path",
+                str(self.root / "mongo" / "frontservice.sqlite3"),
+            ],
+        )
+        wait_for_port(process, self.ports["mongo"])
+
+    def _start(self, name: str, args: list[str], ready: str | None = None) -> ManagedProcess:
+        process = ManagedProcess.start(
+            [PYTHON, *args], env=self.env, cwd=str(REPO), name=name, ready_url=ready
+        )
+        self.processes[name] = process
+        return process
+
+    def _manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            check=False,
+        )
+        if result.returncode:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+
+# --- the measurements ------------------------------------------------------------------------
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # straight to 127.0.0.1, whatever proxy the environment sets
+    return session
+
+
+def run_frontservice(stack: Stack, data: InputFile, out: Path, timeout: float) -> dict:
+    """POST, poll until EXECUTION_COMPLETED, download and verify; the timings in seconds."""
+    session = new_session()
+    session.headers["Authorization"] = f"Bearer {stack.token}"
+    api = stack.url("api")
+    start = time.perf_counter()
+    with data.path.open("rb") as body:  # an open file: requests streams it with Content-Length
+        response = session.post(
+            f"{api}/api/v1/job", data=body, headers={"Content-Type": "text/plain"}, timeout=timeout
+        )
+    posted = time.perf_counter()
+    if response.status_code != 202:
+        raise RuntimeError(f"POST answered {response.status_code}: {response.text[:500]}")
+    job_id = response.json()["id"]
+    wait_completed(session, f"{api}/api/v1/job/{job_id}/status", start + timeout)
+    completed = time.perf_counter()
+    with session.get(f"{api}/api/v1/job/{job_id}/output", stream=True, timeout=timeout) as output:
+        output.raise_for_status()
+        size, sha256 = download(output, out)
+    done = time.perf_counter()
+    if size != data.size or sha256 != data.expected_output_sha256:
+        raise RuntimeError(f"job {job_id}: wrong output ({size} bytes, sha256 {sha256})")
+    return {
+        "job_id": job_id,
+        "post_s": posted - start,
+        "wait_s": completed - posted,
+        "completed_after_s": completed - start,
+        "download_s": done - completed,
+        "e2e_s": done - start,
+        "mb_per_s": data.size / 1e6 / (done - start),
+    }
+
+
+def wait_completed(session: requests.Session, url: str, deadline: float) -> None:
+    while True:
+        response = session.get(url, timeout=30)
+        response.raise_for_status()
+        status = response.json()["status"]
+        if status == "EXECUTION_COMPLETED":
+            return
+        if status in FAILED_STATUSES:
+            raise RuntimeError(f"{url}: the job ended in {status}: {response.text[:500]}")
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{url}: still {status} after the timeout")
+        time.sleep(POLL_INTERVAL)
+
+
+def run_baseline(stack: Stack, data: InputFile, out: Path, timeout: float) -> dict:
+    """The same bytes PUT straight to BlobService and read back: the floor for the API."""
+    session = new_session()
+    url = f"{stack.url('blob')}/blobs/bench-{uuid.uuid4().hex}"
+    start = time.perf_counter()
+    with data.path.open("rb") as body:
+        response = session.put(
+            url, data=body, headers={"Content-Type": "text/plain"}, timeout=timeout
+        )
+    response.raise_for_status()
+    stored = time.perf_counter()
+    with session.get(url, stream=True, timeout=timeout) as blob:
+        blob.raise_for_status()
+        size, sha256 = download(blob, out)
+    done = time.perf_counter()
+    if size != data.size or sha256 != data.sha256:
+        raise RuntimeError(f"baseline: wrong bytes back ({size} bytes, sha256 {sha256})")
+    return {
+        "put_s": stored - start,
+        "get_s": done - stored,
+        "total_s": done - start,
+        "mb_per_s": data.size / 1e6 / (done - start),
+    }
+
+
+def bench_size(root: Path, size: int, timeout: float) -> dict:
+    """One size on a fresh stack, so every peak RSS belongs to this size alone."""
+    work = root / f"size-{size}"
+    work.mkdir()
+    data = generate_input(work / "input.txt", size)
+    stack = Stack(root=work)
+    try:
+        stack.start()
+        # Only the FrontService run is sampled; the baseline does not touch API or workers.
+        with PeakSampler(stack.roots()) as sampler:
+            frontservice = run_frontservice(stack, data, work / "output.txt", timeout)
+        baseline = run_baseline(stack, data, work / "baseline.txt", timeout)
+    finally:
+        stack.stop()
+    return {
+        "size": size,
+        "size_label": format_size(size),
+        "frontservice": frontservice,
+        "baseline": baseline,
+        "rss": sampler.report(),
+    }
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    uname = platform.uname()
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "mem_total_gib": round(mem_kib / 1024**2, 1),
+        "python": platform.python_version(),
+        "uname": f"{uname.system} {uname.release} {uname.machine}",
+    }
+
+
+def markdown(results: list[dict], host: dict) -> str:
+    header = (
+        "| size | POST s | wait s | GET s | e2e s | MB/s | baseline PUT+GET s "
+        "| baseline MB/s | API peak RSS MiB | worker peak RSS MiB | BlobService peak RSS MiB "
+        "| JobService peak RSS MiB |"
+    )
+    lines = [header, "|" + "---:|" * 12]
+    for r in results:
+        fs, base, rss = r["frontservice"], r["baseline"], r["rss"]
+        lines.append(
+            f"| {r['size_label']} | {fs['post_s']:.2f} | {fs['wait_s']:.2f} "
+            f"| {fs['download_s']:.2f} | {fs['e2e_s']:.2f} | {fs['mb_per_s']:.1f} "
+            f"| {base['total_s']:.2f} | {base['mb_per_s']:.1f} | {rss['api']['peak_mib']:.1f} "
+            f"| {rss['worker']['peak_mib']:.1f} | {rss['blob']['peak_mib']:.1f} "
+            f"| {rss['job']['peak_mib']:.1f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Machine: nproc {host['nproc']}, {host['mem_total_gib']} GiB RAM, "
+        f"Python {host['python']}, {host['uname']}"
+    )
+    return "\n".join(lines)
+
+
+def write_json(results: list[dict], host: dict, argv: list[str]) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = REPO / "bench" / "results" / f"e2e-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"created_at": stamp, "command": argv, "machine": host, "results": results}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default="1MiB,512MiB",
+        type=lambda text: [parse_size(s) for s in text.split(",") if s.strip()],
+        help="comma-separated input sizes (default 1MiB,512MiB)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (data, logs)")
+    parser.add_argument("--timeout", type=float, default=900, help="per job, seconds")
+    return parser.parse_args(argv)
+
+
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process we started.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    root = Path(tempfile.mkdtemp(prefix="frontservice-bench-"))
+    host, results, keep = machine(), [], args.keep
+    try:
+        for size in args.sizes:
+            print(f"benchmarking {format_size(size)} ...", file=sys.stderr, flush=True)
+            results.append(bench_size(root, size, args.timeout))
+            if not keep:  # 512 MiB leaves ~3 GiB of copies behind
+                shutil.rmtree(root / f"size-{size}", ignore_errors=True)
+    except KeyboardInterrupt:
+        print("interrupted; every started process was stopped", file=sys.stderr)
+        return 130
+    except Exception:
+        keep = True  # the process logs (<size dir>/<name>-*/<name>.log) explain the failure
+        raise
+    finally:
+        if keep:
+            print(f"kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(markdown(results, host))
+    print(f"\nwritten {write_json(results, host, [sys.executable, *sys.argv])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
