@@ -8,5 +8,5 @@ COPY . .
 RUN useradd --system --uid 1000 app && mkdir -p /staging && chown app /staging
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "frontservice.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", \
-     "--workers", "4", "--threads", "8", "--timeout", "600"]
+ENV GUNICORN_WORKERS=4
+CMD ["gunicorn", "frontservice.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -66,8 +66,7 @@ worker: $(STAMP)
 	$(PY) manage.py qcluster
 
 api: $(STAMP)
-	$(PY) -m gunicorn frontservice.wsgi --bind 127.0.0.1:$(API_PORT) --worker-class gthread \
-		--workers 2 --threads 8 --timeout 600
+	$(PY) -m gunicorn frontservice.wsgi --config gunicorn.conf.py --bind 127.0.0.1:$(API_PORT)
 
 token: $(STAMP)
 	@$(PY) manage.py issue_token --tenant $${TENANT:-acme} --sub $${SUB:-alice}

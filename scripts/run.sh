@@ -33,6 +33,13 @@ wait_for_port() {  # wait_for_port NAME PORT
   echo "$1 did not start; see $LOG_DIR/$1.log" >&2; tail -20 "$LOG_DIR/$1.log" >&2; exit 1
 }
 
+for port in "$MONGO_PORT" "$BLOB_PORT" "$JOB_PORT" "$API_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use (another 'make run'?); set *_PORT to choose others" >&2
+    exit 1
+  fi
+done
+
 start mongo "$PY" -m frontservice.embedded_mongo --port "$MONGO_PORT" \
   --path "$DATA_DIR/mongo/frontservice.sqlite3"
 wait_for_port mongo "$MONGO_PORT"
@@ -42,8 +49,7 @@ start blobservice "$PY" -m refservices.blobservice --port "$BLOB_PORT" \
 start jobservice "$PY" -m refservices.jobservice --port "$JOB_PORT" \
   --data-dir "$DATA_DIR/jobservice" --blobservice-url "http://127.0.0.1:$BLOB_PORT"
 start worker "$PY" manage.py qcluster
-start api "$PY" -m gunicorn frontservice.wsgi --bind "127.0.0.1:$API_PORT" \
-  --worker-class gthread --workers 2 --threads 8 --timeout 600
+start api "$PY" -m gunicorn frontservice.wsgi --config gunicorn.conf.py --bind "127.0.0.1:$API_PORT"
 for name_port in "blobservice:$BLOB_PORT" "jobservice:$JOB_PORT" "api:$API_PORT"; do
   wait_for_port "${name_port%%:*}" "${name_port##*:}"
 done

@@ -108,9 +108,8 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         "job": [python, "-m", "refservices.jobservice", "--port", str(ports["job"]),
                 "--data-dir", str(data_dir / "jobs"), "--blobservice-url", urls["blob"],
                 "--delay", EXECUTION_DELAY],
-        "api": [python, "-m", "gunicorn", "frontservice.wsgi", "--bind",
-                f"127.0.0.1:{ports['api']}", "--worker-class", "gthread", "--workers", "2",
-                "--threads", "8", "--timeout", "120", "--graceful-timeout", "5"],
+        "api": [python, "-m", "gunicorn", "frontservice.wsgi", "--config", "gunicorn.conf.py",
+                "--bind", f"127.0.0.1:{ports['api']}", "--graceful-timeout", "5"],
         "worker": [python, "manage.py", "qcluster"],
     }
     try:

@@ -1,0 +1,15 @@
+"""gunicorn settings for the API (read from the working directory; flags override them)."""
+
+import os
+
+# Threads, not processes, per connection: streamed uploads and downloads hold a thread for
+# their whole duration.
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# A 2 GiB upload on a slow link takes a while; the worker must not be killed under it.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "600"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# gunicorn's control socket lives at one fixed path per user, so two instances on one machine
+# (make run beside the tests) would fight over it; nothing here uses it.
+control_socket_disable = True
