@@ -47,8 +47,9 @@ async def serve(*, host: str, port: int, path: Path | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # One line that launchers and tests wait for; it carries the real port when --port 0.
-    print(f"listening on mongodb://{address.host}:{address.port}/?directConnection=true",
-          flush=True)
+    print(
+        f"listening on mongodb://{address.host}:{address.port}/?directConnection=true", flush=True
+    )
     try:
         await stop.wait()
     finally:

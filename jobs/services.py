@@ -17,9 +17,7 @@ class IllegalTransition(Exception):
     """A programming error: the caller asked for a change the transition table forbids."""
 
 
-def job_create(
-    *, tenant_id: str, sub: str, staged_file: Path, size: int, content_type: str
-) -> Job:
+def job_create(*, tenant_id: str, sub: str, staged_file: Path, size: int, content_type: str) -> Job:
     """Record a CREATED job for a staged input and enqueue its orchestration."""
     from orchestration import staging, tasks
 
@@ -59,8 +57,12 @@ def job_transition(
     update = {
         "$set": {_column(name): _db_value(name, value) for name, value in changes.items()},
         "$push": {
-            "history": {"at": now.isoformat(), "from": from_status, "to": to_status,
-                        "reason": reason}
+            "history": {
+                "at": now.isoformat(),
+                "from": from_status,
+                "to": to_status,
+                "reason": reason,
+            }
         },
     }
     pk = Job._meta.pk

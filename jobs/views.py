@@ -47,8 +47,9 @@ class JobViewSet(viewsets.GenericViewSet):
             content_type=upload.content_type,
         )
         body = self.get_serializer(job).data
-        return Response(body, status=status.HTTP_202_ACCEPTED,
-                        headers={"Location": body["links"]["status"]})
+        return Response(
+            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["status"]}
+        )
 
     @action(detail=True, methods=["get"])
     def status(self, request, job_id: str):

@@ -35,16 +35,25 @@ def job_store_input(*, job: Job) -> Job:
     blob_id = str(job.id)  # derived, so a repeated upload overwrites the same blob
     path = staging.staged_path(job.id)
     if not path.exists():
-        _fail(job, Status.CREATED, Status.STORED_ERROR,
-              error_detail(service="frontservice", message="staged input is missing"))
+        _fail(
+            job,
+            Status.CREATED,
+            Status.STORED_ERROR,
+            error_detail(service="frontservice", message="staged input is missing"),
+        )
     else:
         try:
             blob_service.put_blob(blob_id, path, content_type=job.content_type)
         except DownstreamError as exc:
             _fail(job, Status.CREATED, Status.STORED_ERROR, _error(exc))
         else:
-            job_transition(job.id, from_status=Status.CREATED, to_status=Status.STORED,
-                           reason="input stored in BlobService", fields={"blob_id": blob_id})
+            job_transition(
+                job.id,
+                from_status=Status.CREATED,
+                to_status=Status.STORED,
+                reason="input stored in BlobService",
+                fields={"blob_id": blob_id},
+            )
     job.refresh_from_db()
     if job.status not in (Status.CREATED, Status.STORED_ERROR):
         # BlobService has the input; nothing (no retry) needs the staged copy any more.
@@ -60,8 +69,13 @@ def job_submit(*, job: Job) -> Job:
     except DownstreamError as exc:
         _fail(job, Status.STORED, Status.SUBMITTED_ERROR, _error(exc))
     else:
-        job_transition(job.id, from_status=Status.STORED, to_status=Status.SUBMITTED,
-                       reason="submitted to JobService", fields={"remote_job_id": remote_job_id})
+        job_transition(
+            job.id,
+            from_status=Status.STORED,
+            to_status=Status.SUBMITTED,
+            reason="submitted to JobService",
+            fields={"remote_job_id": remote_job_id},
+        )
     job.refresh_from_db()
     return job
 
@@ -72,5 +86,10 @@ def _error(exc: DownstreamError) -> dict:
 
 def _fail(job: Job, from_status: str, to_status: str, error: dict) -> None:
     logger.warning("job %s: %s: %s", job.id, to_status, error["message"])
-    job_transition(job.id, from_status=from_status, to_status=to_status,
-                   reason=error["message"], fields={"error": error})
+    job_transition(
+        job.id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=error["message"],
+        fields={"error": error},
+    )

@@ -97,19 +97,47 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in ("blob", "job", "api")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    stack = Stack(env=_stack_env(connection.settings_dict["NAME"], urls), data_dir=data_dir,
-                  urls=urls)
+    stack = Stack(
+        env=_stack_env(connection.settings_dict["NAME"], urls), data_dir=data_dir, urls=urls
+    )
     # The test process itself (quiet_stack, the ORM assertions) talks to the same services.
     settings.BLOBSERVICE_URL, settings.JOBSERVICE_URL = urls["blob"], urls["job"]
     python = sys.executable
     stack.argv = {
-        "blob": [python, "-m", "refservices.blobservice", "--port", str(ports["blob"]),
-                 "--data-dir", str(data_dir / "blobs")],
-        "job": [python, "-m", "refservices.jobservice", "--port", str(ports["job"]),
-                "--data-dir", str(data_dir / "jobs"), "--blobservice-url", urls["blob"],
-                "--delay", EXECUTION_DELAY],
-        "api": [python, "-m", "gunicorn", "frontservice.wsgi", "--config", "gunicorn.conf.py",
-                "--bind", f"127.0.0.1:{ports['api']}", "--graceful-timeout", "5"],
+        "blob": [
+            python,
+            "-m",
+            "refservices.blobservice",
+            "--port",
+            str(ports["blob"]),
+            "--data-dir",
+            str(data_dir / "blobs"),
+        ],
+        "job": [
+            python,
+            "-m",
+            "refservices.jobservice",
+            "--port",
+            str(ports["job"]),
+            "--data-dir",
+            str(data_dir / "jobs"),
+            "--blobservice-url",
+            urls["blob"],
+            "--delay",
+            EXECUTION_DELAY,
+        ],
+        "api": [
+            python,
+            "-m",
+            "gunicorn",
+            "frontservice.wsgi",
+            "--config",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{ports['api']}",
+            "--graceful-timeout",
+            "5",
+        ],
         "worker": [python, "manage.py", "qcluster"],
     }
     try:

@@ -17,21 +17,27 @@ def test_the_forward_path_is_the_seeds():
     assert can_transition(Status.SUBMITTED, Status.EXECUTION_ERROR)
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    (Status.CREATED, Status.SUBMITTED),          # skipping STORED
-    (Status.SUBMITTED, Status.STORED),           # backwards
-    (Status.EXECUTION_COMPLETED, Status.SUBMITTED),
-    (Status.EXECUTION_ERROR, Status.CREATED),
-    (Status.CREATED, Status.EXECUTION_COMPLETED),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (Status.CREATED, Status.SUBMITTED),  # skipping STORED
+        (Status.SUBMITTED, Status.STORED),  # backwards
+        (Status.EXECUTION_COMPLETED, Status.SUBMITTED),
+        (Status.EXECUTION_ERROR, Status.CREATED),
+        (Status.CREATED, Status.EXECUTION_COMPLETED),
+    ],
+)
 def test_skips_and_regressions_are_refused(old, new):
     assert not can_transition(old, new)
     with pytest.raises(IllegalTransition):
-        job_transition("00000000-0000-4000-8000-000000000000", from_status=old, to_status=new,
-                       reason="test")
+        job_transition(
+            "00000000-0000-4000-8000-000000000000", from_status=old, to_status=new, reason="test"
+        )
 
 
 def test_only_operator_retries_leave_a_final_state():
     leaving = {old: TRANSITIONS[old] for old in FINAL if TRANSITIONS[old]}
-    assert leaving == {Status.STORED_ERROR: {Status.CREATED},
-                       Status.SUBMITTED_ERROR: {Status.STORED}}
+    assert leaving == {
+        Status.STORED_ERROR: {Status.CREATED},
+        Status.SUBMITTED_ERROR: {Status.STORED},
+    }

@@ -13,8 +13,13 @@ from tests.support.api import Owner, submit, wait_for_status
 
 def _token(**overrides) -> str:
     now = int(time.time())
-    claims = {settings.JWT_TENANT_CLAIM: "acme-auth", "sub": "someone",
-              "aud": settings.JWT_AUDIENCE, "iat": now, "exp": now + 600}
+    claims = {
+        settings.JWT_TENANT_CLAIM: "acme-auth",
+        "sub": "someone",
+        "aud": settings.JWT_AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+    }
     key = overrides.pop("_key", settings.JWT_SIGNING_KEY)
     algorithm = overrides.pop("_alg", settings.JWT_ALGORITHM)
     claims.update(overrides)
@@ -28,24 +33,28 @@ BAD_CREDENTIALS = [
     ("wrong scheme", "Basic YWxpY2U6c2VjcmV0", "not_authenticated"),
     ("garbage", "Bearer not.a.jwt", "invalid_token"),
     ("two tokens", "Bearer a b", "invalid_header"),
-    ("bad signature", f"Bearer {_token(_key='another-key-of-enough-length-0123456789')}",
-     "invalid_token"),
+    (
+        "bad signature",
+        f"Bearer {_token(_key='another-key-of-enough-length-0123456789')}",
+        "invalid_token",
+    ),
     ("expired", f"Bearer {_token(exp=int(time.time()) - 3600)}", "token_expired"),
     ("no exp", f"Bearer {_token(exp=None)}", "invalid_token"),
     ("wrong audience", f"Bearer {_token(aud='someone-else')}", "invalid_token"),
     ("no audience", f"Bearer {_token(aud=None)}", "invalid_token"),
-    ("missing tenant", f"Bearer {_token(**{settings.JWT_TENANT_CLAIM: None})}",
-     "missing_claims"),
+    ("missing tenant", f"Bearer {_token(**{settings.JWT_TENANT_CLAIM: None})}", "missing_claims"),
     ("missing sub", f"Bearer {_token(sub=None)}", "invalid_token"),
     ("empty tenant", f"Bearer {_token(**{settings.JWT_TENANT_CLAIM: ''})}", "missing_claims"),
     ("unsigned (alg none)", f"Bearer {_token(_alg='none', _key=None)}", "invalid_token"),
 ]
 
 
-@pytest.mark.parametrize(("case", "header", "code"), BAD_CREDENTIALS,
-                         ids=[case for case, _, _ in BAD_CREDENTIALS])
-def test_bad_credentials_are_401_on_every_endpoint_and_write_nothing(stack, alice, case,
-                                                                     header, code):
+@pytest.mark.parametrize(
+    ("case", "header", "code"), BAD_CREDENTIALS, ids=[case for case, _, _ in BAD_CREDENTIALS]
+)
+def test_bad_credentials_are_401_on_every_endpoint_and_write_nothing(
+    stack, alice, case, header, code
+):
     job_id = submit(stack, alice)["id"]
     headers = {"Authorization": header} if header else {}
     jobs_before = Job.objects.count()
@@ -82,8 +91,9 @@ def test_another_users_job_is_404_and_asks_no_downstream_service(
     Job.objects.filter(pk=job_id).update(status="SUBMITTED")
     before = (stack.stats("job")["by_id"].get(job_id), stack.stats("blob")["by_id"].get(job_id))
 
-    response = requests.get(f"{stack.api}/api/v1/job/{job_id}/{endpoint}",
-                            headers=intruder.headers, timeout=30)
+    response = requests.get(
+        f"{stack.api}/api/v1/job/{job_id}/{endpoint}", headers=intruder.headers, timeout=30
+    )
 
     assert response.status_code == 404
     assert response.json()["code"] == "job_not_found"

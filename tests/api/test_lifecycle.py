@@ -17,8 +17,9 @@ INPUT = b"Hello, World! abc-xyz 0123 \xc3\xa9\xff\x00 end"
 
 
 def _output(stack, owner, job_id) -> requests.Response:
-    return requests.get(f"{stack.api}/api/v1/job/{job_id}/output", headers=owner.headers,
-                        timeout=30)
+    return requests.get(
+        f"{stack.api}/api/v1/job/{job_id}/output", headers=owner.headers, timeout=30
+    )
 
 
 def _transitions(job_id) -> list[tuple[str, str]]:
@@ -37,7 +38,9 @@ def test_a_job_completes_and_its_output_is_the_uppercased_input(stack, alice):
     assert output.headers["Content-Type"] == "application/x-demo"
     assert output.headers["Content-Length"] == str(len(INPUT))
     assert _transitions(job_id) == [
-        ("CREATED", "STORED"), ("STORED", "SUBMITTED"), ("SUBMITTED", "EXECUTION_COMPLETED")
+        ("CREATED", "STORED"),
+        ("STORED", "SUBMITTED"),
+        ("SUBMITTED", "EXECUTION_COMPLETED"),
     ]
 
 
@@ -72,8 +75,11 @@ def test_jobservice_refusing_ends_in_submitted_error(quiet_stack, alice):
     assert job.error["service"] == "jobservice" and job.error["status_code"] == 400
     body = status_of(stack, alice, job_id).json()
     assert body["status"] == "SUBMITTED_ERROR"
-    assert body["error"] == {"service": "jobservice", "message": job.error["message"],
-                             "status_code": 400}
+    assert body["error"] == {
+        "service": "jobservice",
+        "message": job.error["message"],
+        "status_code": 400,
+    }
     output = _output(stack, alice, job_id)
     assert output.status_code == 404 and output.json()["code"] == "job_failed"
     assert stack.stats("job").get("executions", {}).get(job_id) is None
@@ -128,8 +134,9 @@ def test_a_job_waits_in_created_while_no_worker_runs_and_completes_after(quiet_s
     assert _output(stack, alice, job_id).content == b"QUEUED"
 
 
-def test_a_killed_pusher_is_replaced_and_carries_no_mongo_client_across_the_fork(quiet_stack,
-                                                                                  alice):
+def test_a_killed_pusher_is_replaced_and_carries_no_mongo_client_across_the_fork(
+    quiet_stack, alice
+):
     stack = quiet_stack
     log_path = stack.processes["worker"].log_path
     pusher = int(re.search(r"pushing tasks at (\d+)", log_path.read_text()).group(1))

@@ -34,7 +34,9 @@ def test_racing_status_refreshes_leave_one_final_state_and_a_clean_history(stack
     job = Job.objects.get(pk=job_id)
     assert job.status == "EXECUTION_COMPLETED"
     assert [(entry["from"], entry["to"]) for entry in job.history] == [
-        ("CREATED", "STORED"), ("STORED", "SUBMITTED"), ("SUBMITTED", "EXECUTION_COMPLETED")
+        ("CREATED", "STORED"),
+        ("STORED", "SUBMITTED"),
+        ("SUBMITTED", "EXECUTION_COMPLETED"),
     ]
 
 
@@ -45,8 +47,9 @@ def test_of_many_racing_transitions_exactly_one_wins(stack, alice):
 
     def race(target: str):
         barrier.wait()
-        results.append(job_transition(job.id, from_status="SUBMITTED", to_status=target,
-                                      reason="race"))
+        results.append(
+            job_transition(job.id, from_status="SUBMITTED", to_status=target, reason="race")
+        )
 
     targets = ["EXECUTION_COMPLETED", "EXECUTION_ERROR"] * 4
     threads = [threading.Thread(target=race, args=(target,)) for target in targets]

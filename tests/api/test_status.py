@@ -52,8 +52,9 @@ def test_it_answers_the_last_known_status_while_jobservice_is_down(quiet_stack, 
 
 def test_an_unknown_or_malformed_id_is_404_job_not_found(stack, alice):
     for job_id in ("2b1d1c8e-5d0a-4c4e-9d7e-2f7f3b0b1a11", "not-a-uuid", "0"):
-        response = requests.get(f"{stack.api}/api/v1/job/{job_id}/status",
-                                headers=alice.headers, timeout=30)
+        response = requests.get(
+            f"{stack.api}/api/v1/job/{job_id}/status", headers=alice.headers, timeout=30
+        )
         assert response.status_code == 404
         assert response.headers["Content-Type"] == "application/problem+json"
         assert response.json()["code"] == "job_not_found"

@@ -16,8 +16,12 @@ def _staging_tmp_files() -> list[Path]:
 
 
 def test_it_answers_202_with_location_and_the_job_document(stack, alice):
-    response = requests.post(f"{stack.api}/api/v1/job", data=b"some input",
-                             headers={**alice.headers, "Content-Type": "text/plain"}, timeout=30)
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        data=b"some input",
+        headers={**alice.headers, "Content-Type": "text/plain"},
+        timeout=30,
+    )
 
     assert response.status_code == 202
     body = response.json()
@@ -48,16 +52,18 @@ def test_it_stores_the_raw_body_in_blobservice_and_submits_it_once(stack, alice)
 
 def test_it_accepts_the_input_as_a_multipart_file_field(stack, alice):
     files = {"input": ("data.csv", b"a,b\n1,2\n", "text/csv")}
-    response = requests.post(f"{stack.api}/api/v1/job", files=files, headers=alice.headers,
-                             timeout=30)
+    response = requests.post(
+        f"{stack.api}/api/v1/job", files=files, headers=alice.headers, timeout=30
+    )
 
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     job = Job.objects.get(pk=job_id)
     assert job.content_type == "text/csv" and job.input_size == 8
     wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})
-    output = requests.get(f"{stack.api}/api/v1/job/{job_id}/output", headers=alice.headers,
-                          timeout=30)
+    output = requests.get(
+        f"{stack.api}/api/v1/job/{job_id}/output", headers=alice.headers, timeout=30
+    )
     assert output.content == b"A,B\n1,2\n"
     assert output.headers["Content-Type"] == "text/csv"
 
@@ -67,16 +73,16 @@ def test_it_accepts_a_chunked_body(stack, alice):
         yield b"hello "
         yield b"chunked world"
 
-    response = requests.post(f"{stack.api}/api/v1/job", data=chunks(), headers=alice.headers,
-                             timeout=30)
+    response = requests.post(
+        f"{stack.api}/api/v1/job", data=chunks(), headers=alice.headers, timeout=30
+    )
 
     assert response.status_code == 202, response.text
     assert Job.objects.get(pk=response.json()["id"]).input_size == len(b"hello chunked world")
 
 
 def test_it_rejects_an_empty_body_and_records_nothing(stack, alice):
-    response = requests.post(f"{stack.api}/api/v1/job", data=b"", headers=alice.headers,
-                             timeout=30)
+    response = requests.post(f"{stack.api}/api/v1/job", data=b"", headers=alice.headers, timeout=30)
 
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/problem+json"
@@ -86,8 +92,12 @@ def test_it_rejects_an_empty_body_and_records_nothing(stack, alice):
 
 
 def test_it_rejects_multipart_without_the_input_field(stack, alice):
-    response = requests.post(f"{stack.api}/api/v1/job", files={"other": ("x", b"data")},
-                             headers=alice.headers, timeout=30)
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        files={"other": ("x", b"data")},
+        headers=alice.headers,
+        timeout=30,
+    )
 
     assert response.status_code == 400
     assert response.json()["code"] == "missing_input"
@@ -110,16 +120,14 @@ def test_it_refuses_a_declared_oversized_body_before_reading_it(stack, alice):
 
 
 def test_it_answers_405_as_a_problem_document(stack, alice):
-    response = requests.put(f"{stack.api}/api/v1/job", data=b"x", headers=alice.headers,
-                            timeout=30)
+    response = requests.put(f"{stack.api}/api/v1/job", data=b"x", headers=alice.headers, timeout=30)
 
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
 
 
 def test_an_unknown_url_is_a_json_404(stack, alice):
-    response = requests.get(f"{stack.api}/api/v1/nothing-here", headers=alice.headers,
-                            timeout=30)
+    response = requests.get(f"{stack.api}/api/v1/nothing-here", headers=alice.headers, timeout=30)
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"

@@ -23,19 +23,22 @@ class Owner:
 
 
 def submit(stack, owner: Owner, data: bytes = b"hello world", **headers) -> dict:
-    response = requests.post(f"{stack.api}/api/v1/job", data=data,
-                             headers={**owner.headers, **headers}, timeout=30)
+    response = requests.post(
+        f"{stack.api}/api/v1/job", data=data, headers={**owner.headers, **headers}, timeout=30
+    )
     assert response.status_code == 202, response.text
     return response.json()
 
 
 def status_of(stack, owner: Owner, job_id: str) -> requests.Response:
-    return requests.get(f"{stack.api}/api/v1/job/{job_id}/status", headers=owner.headers,
-                        timeout=30)
+    return requests.get(
+        f"{stack.api}/api/v1/job/{job_id}/status", headers=owner.headers, timeout=30
+    )
 
 
-def wait_for_status(stack, owner: Owner, job_id: str, wanted: set[str],
-                    timeout: float = 30) -> dict:
+def wait_for_status(
+    stack, owner: Owner, job_id: str, wanted: set[str], timeout: float = 30
+) -> dict:
     """Poll the status endpoint (as a user would) until the job reaches one of `wanted`."""
     deadline = time.monotonic() + timeout
     body = {}
@@ -46,8 +49,9 @@ def wait_for_status(stack, owner: Owner, job_id: str, wanted: set[str],
         if body["status"] in wanted:
             return body
         time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {body.get('status')} after {timeout}s, "
-                         f"wanted {sorted(wanted)}")
+    raise AssertionError(
+        f"job {job_id} still {body.get('status')} after {timeout}s, wanted {sorted(wanted)}"
+    )
 
 
 def wait_for_stored_status(job_id: str, wanted: set[str], timeout: float = 30):
@@ -61,5 +65,3 @@ def wait_for_stored_status(job_id: str, wanted: set[str], timeout: float = 30):
         job.refresh_from_db()
     assert job.status in wanted, f"job {job_id} is {job.status}, wanted {sorted(wanted)}"
     return job
-
-
