@@ -16,8 +16,14 @@ class Job(models.Model):
     input_size = models.BigIntegerField(default=0)
     blob_id = models.CharField(max_length=128, blank=True, default="")
     remote_job_id = models.CharField(max_length=128, blank=True, default="")
-    # The last downstream failure: {"service", "message", "status_code", "at"}; null when none.
+    # The last downstream failure: {"service", "message", "status_code", "attempts", "at"}.
     error = models.JSONField(null=True, blank=True, default=None)
+    # Orchestration task runs (deliveries) since creation or the last operator retry; bounded,
+    # so a task that keeps killing its worker ends in an error state instead of looping.
+    attempts = models.PositiveIntegerField(default=0)
+    # When the reconciler last claimed this job (re-enqueue or refresh); one claim per window
+    # makes two reconcilers running at once harmless.
+    checked_at = models.DateTimeField(null=True, blank=True, default=None)
     # Every status change, appended atomically with the change itself:
     # [{"at", "from", "to", "reason"}, ...]
     history = models.JSONField(default=list, blank=True)
@@ -40,3 +46,34 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL
+
+
+class IdempotencyKey(models.Model):
+    """A POST's Idempotency-Key, scoped to its owner, and the answer it got.
+
+    Expired records are removed by a TTL index on `expires_at` (migration 0003) and ignored by
+    the code before that (MongoDB's TTL monitor runs about once a minute).
+    """
+
+    tenant_id = models.CharField(max_length=200)
+    sub = models.CharField(max_length=200)
+    key = models.CharField(max_length=255)
+    # sha256 of the content type and the body: the same key with another request is refused.
+    request_hash = models.CharField(max_length=64)
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "sub", "key"], name="idempotency_owner_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.sub}: {self.key}"
