@@ -43,12 +43,15 @@ def job_transition(
     to_status: str,
     reason: str,
     fields: dict | None = None,
+    by: str = "frontservice",
+    inc: dict | None = None,
 ) -> bool:
     """Compare-and-set the status; True only for the caller whose change was applied.
 
     The update matches on the current status, so of two workers (or a worker and a status
     request) racing, exactly one wins and the other sees False. The history entry is pushed in
-    the same single-document update, so history and status can never disagree.
+    the same single-document update, so history and status can never disagree. `by` says who
+    made the change (the service itself, or an operator); `inc` increments counters with it.
     """
     if not can_transition(from_status, to_status):
         raise IllegalTransition(f"{from_status} -> {to_status}")
@@ -62,9 +65,12 @@ def job_transition(
                 "from": from_status,
                 "to": to_status,
                 "reason": reason,
+                "by": by,
             }
         },
     }
+    if inc:
+        update["$inc"] = {_column(name): value for name, value in inc.items()}
     pk = Job._meta.pk
     result = _collection().update_one(
         {pk.column: pk.get_db_prep_value(job_id, connection), "status": from_status}, update

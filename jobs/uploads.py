@@ -14,6 +14,7 @@ class StagedUpload:
     path: Path
     size: int
     content_type: str
+    sha256: str
 
 
 def stage_request_body(request) -> StagedUpload:
@@ -43,13 +44,15 @@ def _stage_raw(request) -> StagedUpload:
     else:
         raise errors.LengthRequired()
     try:
-        path, size = staging.stage_stream(
+        staged = staging.stage_stream(
             stream, chunk_size=settings.UPLOAD_CHUNK_SIZE, max_bytes=limit
         )
     except staging.InputTooLarge as exc:
         raise errors.InputTooLarge(f"The input is larger than {exc.limit} bytes.") from exc
     content_type = request.META.get("CONTENT_TYPE") or "application/octet-stream"
-    return StagedUpload(path=path, size=size, content_type=content_type)
+    return StagedUpload(
+        path=staged.path, size=staged.size, content_type=content_type, sha256=staged.sha256
+    )
 
 
 def _stage_multipart(request) -> StagedUpload:
@@ -69,4 +72,6 @@ def _stage_multipart(request) -> StagedUpload:
         path=temp_path,
         size=upload.size,
         content_type=upload.content_type or "application/octet-stream",
+        # Django wrote this file itself, so it is hashed in a second pass.
+        sha256=staging.hash_file(temp_path),
     )

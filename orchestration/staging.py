@@ -4,8 +4,10 @@ The API streams each upload into ``tmp/`` and renames it to ``<job id>`` once co
 staged file either is whole or does not exist. The blob never travels through the broker.
 """
 
+import hashlib
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -23,21 +25,38 @@ def new_temp_path() -> Path:
     return Path(settings.STAGING_DIR) / "tmp" / f"upload-{uuid.uuid4().hex}"
 
 
-def stage_stream(stream, *, chunk_size: int, max_bytes: int | None = None) -> tuple[Path, int]:
-    """Copy a readable stream to a new temp file in chunks; return its path and size."""
+@dataclass(frozen=True)
+class StagedFile:
+    path: Path
+    size: int
+    sha256: str  # of the bytes, computed while they were written (Idempotency-Key checks)
+
+
+def stage_stream(stream, *, chunk_size: int, max_bytes: int | None = None) -> StagedFile:
+    """Copy a readable stream to a new temp file in chunks, hashing it on the way."""
     path = new_temp_path()
     size = 0
+    digest = hashlib.sha256()
     try:
         with path.open("wb") as out:
             while chunk := stream.read(chunk_size):
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
                     raise InputTooLarge(max_bytes)
+                digest.update(chunk)
                 out.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return path, size
+    return StagedFile(path=path, size=size, sha256=digest.hexdigest())
+
+
+def hash_file(path: Path, *, chunk_size: int = 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def promote(temp_path: Path | str, job_id: uuid.UUID | str) -> Path:
