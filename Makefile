@@ -63,7 +63,7 @@ jobservice: $(STAMP)
 		--blobservice-url $(BLOBSERVICE_URL)
 
 worker: $(STAMP)
-	$(PY) manage.py qcluster
+	$(PY) manage.py worker
 
 api: $(STAMP)
 	$(PY) -m gunicorn frontservice.wsgi --config gunicorn.conf.py --bind 127.0.0.1:$(API_PORT)

@@ -275,7 +275,7 @@ class Stack:
                 ],
                 ready=f"{self.url('job')}/_control/health",
             )
-            self._start("worker", ["manage.py", "qcluster"])
+            self._start("worker", ["manage.py", "worker"])
             self._start(
                 "api",
                 [

@@ -142,13 +142,31 @@ JOBSERVICE_URL = env_str("JOBSERVICE_URL", "http://127.0.0.1:8102")
 DOWNSTREAM_CONNECT_TIMEOUT = env_float("DOWNSTREAM_CONNECT_TIMEOUT", 3.05, minimum=0.1)
 DOWNSTREAM_READ_TIMEOUT = env_float("DOWNSTREAM_READ_TIMEOUT", 30.0, minimum=0.1)
 
+# Retries of one downstream call inside a task (orchestration/retry.py has the schedule).
+DOWNSTREAM_RETRY_ATTEMPTS = env_int("DOWNSTREAM_RETRY_ATTEMPTS", 6, minimum=1)
+DOWNSTREAM_RETRY_BASE = env_float("DOWNSTREAM_RETRY_BASE", 0.5, minimum=0.0)
+DOWNSTREAM_RETRY_CAP = env_float("DOWNSTREAM_RETRY_CAP", 30.0, minimum=0.0)
+DOWNSTREAM_RETRY_DEADLINE = env_float("DOWNSTREAM_RETRY_DEADLINE", 300.0, minimum=0.0)
+# Task deliveries per job before it is put in an error state: a task that keeps killing its
+# worker (or is redelivered forever) stops here.
+ORCHESTRATION_MAX_ATTEMPTS = env_int("ORCHESTRATION_MAX_ATTEMPTS", 5, minimum=1)
+
 # --- Task queue (django-q2) ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
-Q_TIMEOUT = env_int("Q_TIMEOUT", 600, minimum=1)
-Q_RETRY = env_int("Q_RETRY", 720, minimum=2)
+Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=1)
+Q_RETRY = env_int("Q_RETRY", 960, minimum=2)
 if Q_RETRY <= Q_TIMEOUT:
     # A task still running when `retry` expires would be delivered a second time.
     raise ImproperlyConfigured(f"Q_RETRY ({Q_RETRY}) must be longer than Q_TIMEOUT ({Q_TIMEOUT}).")
+if 2 * (DOWNSTREAM_RETRY_DEADLINE + DOWNSTREAM_READ_TIMEOUT) >= Q_TIMEOUT:
+    # A task makes two retried calls (store, submit); both must fit in the task's timeout, or
+    # django-q2 kills the worker in the middle of a retry loop.
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed 2 x (DOWNSTREAM_RETRY_DEADLINE + "
+        f"DOWNSTREAM_READ_TIMEOUT) = {2 * (DOWNSTREAM_RETRY_DEADLINE + DOWNSTREAM_READ_TIMEOUT)}."
+    )
+# `manage.py worker` kills what is still running this long after SIGTERM (tasks are redelivered).
+Q_STOP_GRACE = env_float("Q_STOP_GRACE", 30.0, minimum=0.0)
 Q_CLUSTER = {
     "name": env_str("Q_CLUSTER_NAME", "frontservice"),
     "workers": env_int("Q_WORKERS", 2, minimum=1),
@@ -174,6 +192,19 @@ else:
     Q_CLUSTER["broker_class"] = "orchestration.broker.ForkSafeMongo"
 Q_CLUSTER.pop("orm")
 
+# --- Reconciler (orchestration/reconcile.py), a django-q2 schedule --------------------------
+RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 1, minimum=1)
+# CREATED/STORED untouched this long is stuck. Longer than a task may run (Q_TIMEOUT), so a job
+# whose task is still running is not enqueued a second time.
+RECONCILE_STUCK_AFTER = env_int("RECONCILE_STUCK_AFTER", Q_TIMEOUT + 60, minimum=1)
+# SUBMITTED jobs nobody polls are refreshed from JobService at most this often.
+RECONCILE_REFRESH_AFTER = env_int("RECONCILE_REFRESH_AFTER", 300, minimum=1)
+RECONCILE_BATCH = env_int("RECONCILE_BATCH", 500, minimum=1)
+# Staged files of no job (and partial uploads) untouched this long are removed.
+STAGING_ORPHAN_AFTER = env_int("STAGING_ORPHAN_AFTER", 3600, minimum=60)
+# Inputs of STORED_ERROR jobs are kept this long for an operator retry.
+STAGING_ERROR_RETENTION = env_int("STAGING_ERROR_RETENTION", 7 * 24 * 3600, minimum=0)
+
 # --- Logging -------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -185,3 +216,5 @@ LOGGING = {
 
 # Largest accepted input (413 above it). Declared lengths are refused before reading.
 MAX_INPUT_BYTES = env_int("MAX_INPUT_BYTES", 2 * 1024**3, minimum=1)
+# How long an Idempotency-Key is remembered (its answer replayed) after the first request.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=1)

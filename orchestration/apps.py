@@ -7,13 +7,18 @@ class OrchestrationConfig(AppConfig):
     name = "orchestration"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from orchestration import staging
+        from orchestration.schedules import ensure_schedules
 
         # The API streams uploads into the staging area; it must exist before the first one.
         staging.ensure_dirs()
         # django-q2 forks its workers, and a PyMongo client must not be used across a fork:
         # the child forgets the clients it inherited and opens its own on first use.
         os.register_at_fork(after_in_child=_forget_inherited_mongo_clients)
+        # The reconciler's schedule exists wherever the schema does.
+        post_migrate.connect(ensure_schedules, sender=self)
 
 
 def _forget_inherited_mongo_clients() -> None:

@@ -3,31 +3,55 @@
 Every step is safe to repeat: blob id and remote job id are the job id, so a redelivered task
 overwrites the same blob and re-submits the same job instead of creating duplicates, and every
 status change is compare-and-set, so a step that another worker already took is not taken twice.
+Transient downstream failures are retried inside the step (orchestration/retry.py); only when
+that gives up does the job move to an error state, with the last error and the attempts made.
 """
 
 import logging
 import uuid
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 
 from jobs.models import Job
 from jobs.services import error_detail, job_transition
 from jobs.states import Status
 from orchestration import staging
 from orchestration.clients import blob_service, job_service
-from orchestration.clients.http import DownstreamError
+from orchestration.retry import GaveUp, call_with_retries
 
 logger = logging.getLogger(__name__)
 
+# The error state each in-flight status falls into when its step gives up.
+_ERROR_OF = {Status.CREATED: Status.STORED_ERROR, Status.STORED: Status.SUBMITTED_ERROR}
+
 
 def job_orchestrate(*, job_id: uuid.UUID) -> None:
-    try:
-        job = Job.objects.get(pk=job_id)
-    except Job.DoesNotExist:
-        logger.warning("job %s: no such job, nothing to orchestrate", job_id)
+    job = _start_attempt(job_id)
+    if job is None:
+        return
+    if job.attempts > settings.ORCHESTRATION_MAX_ATTEMPTS:
+        # Delivered again and again without finishing: the task keeps dying (killed worker,
+        # timeout). Stop here instead of looping forever; an operator can retry it.
+        message = f"gave up after {job.attempts - 1} orchestration attempts that did not finish"
+        _fail(job, job.status, error_detail(service="frontservice", message=message))
         return
     if job.status == Status.CREATED:
         job = job_store_input(job=job)
     if job.status == Status.STORED:
-        job = job_submit(job=job)
+        job_submit(job=job)
+
+
+def _start_attempt(job_id: uuid.UUID) -> Job | None:
+    """Count this delivery on the job (and mark it active for the reconciler)."""
+    updated = Job.objects.filter(pk=job_id, status__in=list(_ERROR_OF)).update(
+        attempts=F("attempts") + 1, checked_at=timezone.now()
+    )
+    if not updated:
+        logger.info("job %s: not in flight (gone, final, or done already); nothing to do", job_id)
+        return None
+    return Job.objects.get(pk=job_id)
 
 
 def job_store_input(*, job: Job) -> Job:
@@ -35,23 +59,23 @@ def job_store_input(*, job: Job) -> Job:
     blob_id = str(job.id)  # derived, so a repeated upload overwrites the same blob
     path = staging.staged_path(job.id)
     if not path.exists():
-        _fail(
-            job,
-            Status.CREATED,
-            Status.STORED_ERROR,
-            error_detail(service="frontservice", message="staged input is missing"),
-        )
+        message = "staged input is missing"
+        _fail(job, Status.CREATED, error_detail(service="frontservice", message=message))
     else:
         try:
-            blob_service.put_blob(blob_id, path, content_type=job.content_type)
-        except DownstreamError as exc:
-            _fail(job, Status.CREATED, Status.STORED_ERROR, _error(exc))
+            # put_blob opens the file on every attempt: a consumed stream is never re-sent.
+            _, attempts = call_with_retries(
+                lambda: blob_service.put_blob(blob_id, path, content_type=job.content_type),
+                what=f"job {job.id}: store input",
+            )
+        except GaveUp as gave_up:
+            _fail(job, Status.CREATED, _error(gave_up))
         else:
             job_transition(
                 job.id,
                 from_status=Status.CREATED,
                 to_status=Status.STORED,
-                reason="input stored in BlobService",
+                reason=f"input stored in BlobService ({_tries(attempts)})",
                 fields={"blob_id": blob_id},
             )
     job.refresh_from_db()
@@ -65,26 +89,38 @@ def job_submit(*, job: Job) -> Job:
     """STORED -> SUBMITTED (or SUBMITTED_ERROR): submit the stored blob to JobService."""
     remote_job_id = str(job.id)  # derived, so a repeated submit finds the same remote job
     try:
-        job_service.submit_job(remote_job_id, blob_id=job.blob_id)
-    except DownstreamError as exc:
-        _fail(job, Status.STORED, Status.SUBMITTED_ERROR, _error(exc))
+        _, attempts = call_with_retries(
+            lambda: job_service.submit_job(remote_job_id, blob_id=job.blob_id),
+            what=f"job {job.id}: submit",
+        )
+    except GaveUp as gave_up:
+        _fail(job, Status.STORED, _error(gave_up))
     else:
         job_transition(
             job.id,
             from_status=Status.STORED,
             to_status=Status.SUBMITTED,
-            reason="submitted to JobService",
+            reason=f"submitted to JobService ({_tries(attempts)})",
             fields={"remote_job_id": remote_job_id},
         )
     job.refresh_from_db()
     return job
 
 
-def _error(exc: DownstreamError) -> dict:
-    return error_detail(service=exc.service, message=exc.message, status_code=exc.status_code)
+def _tries(attempts: int) -> str:
+    return f"{attempts} attempt{'s' if attempts != 1 else ''}"
 
 
-def _fail(job: Job, from_status: str, to_status: str, error: dict) -> None:
+def _error(gave_up: GaveUp) -> dict:
+    error = gave_up.error
+    detail = error_detail(
+        service=error.service, message=error.message, status_code=error.status_code
+    )
+    return {**detail, "attempts": gave_up.attempts}
+
+
+def _fail(job: Job, from_status: str, error: dict) -> None:
+    to_status = _ERROR_OF[from_status]
     logger.warning("job %s: %s: %s", job.id, to_status, error["message"])
     job_transition(
         job.id,

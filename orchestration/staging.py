@@ -13,16 +13,20 @@ from pathlib import Path
 from django.conf import settings
 
 
+def staging_root() -> Path:
+    return Path(settings.STAGING_DIR)
+
+
 def ensure_dirs() -> None:
-    (Path(settings.STAGING_DIR) / "tmp").mkdir(parents=True, exist_ok=True)
+    (staging_root() / "tmp").mkdir(parents=True, exist_ok=True)
 
 
 def staged_path(job_id: uuid.UUID | str) -> Path:
-    return Path(settings.STAGING_DIR) / str(uuid.UUID(str(job_id)))
+    return staging_root() / str(uuid.UUID(str(job_id)))
 
 
 def new_temp_path() -> Path:
-    return Path(settings.STAGING_DIR) / "tmp" / f"upload-{uuid.uuid4().hex}"
+    return staging_root() / "tmp" / f"upload-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,13 @@ def orchestrate_job(job_id: str) -> None:
     services.job_orchestrate(job_id=uuid.UUID(job_id))
 
 
+def reconcile() -> str:
+    """The periodic reconciler pass (scheduled by orchestration.schedules)."""
+    from orchestration.reconcile import reconcile as reconcile_pass
+
+    return str(reconcile_pass())
+
+
 def enqueue_orchestration(job_id: uuid.UUID) -> bool:
     """Queue the orchestration of a job; False (logged) when the broker is unreachable."""
     try:

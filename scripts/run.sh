@@ -48,7 +48,7 @@ start blobservice "$PY" -m refservices.blobservice --port "$BLOB_PORT" \
   --data-dir "$DATA_DIR/blobservice"
 start jobservice "$PY" -m refservices.jobservice --port "$JOB_PORT" \
   --data-dir "$DATA_DIR/jobservice" --blobservice-url "http://127.0.0.1:$BLOB_PORT"
-start worker "$PY" manage.py qcluster
+start worker "$PY" manage.py worker
 start api "$PY" -m gunicorn frontservice.wsgi --config gunicorn.conf.py --bind "127.0.0.1:$API_PORT"
 for name_port in "blobservice:$BLOB_PORT" "jobservice:$JOB_PORT" "api:$API_PORT"; do
   wait_for_port "${name_port%%:*}" "${name_port##*:}"

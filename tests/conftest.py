@@ -82,7 +82,6 @@ def _stack_env(db_name: str, urls: dict[str, str]) -> dict:
         MONGODB_NAME=db_name,
         BLOBSERVICE_URL=urls["blob"],
         JOBSERVICE_URL=urls["job"],
-        DOWNSTREAM_READ_TIMEOUT="10",
         Q_WORKERS="2",
         PYTHONUNBUFFERED="1",
     )
@@ -138,7 +137,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
             "--graceful-timeout",
             "5",
         ],
-        "worker": [python, "manage.py", "qcluster"],
+        "worker": [python, "manage.py", "worker"],
     }
     try:
         for name in ("blob", "job", "api", "worker"):

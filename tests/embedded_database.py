@@ -20,6 +20,17 @@ from tests.support.processes import ManagedProcess, free_port
 
 _server: ManagedProcess | None = None
 
+TEST_SETTINGS = {
+    "DOWNSTREAM_READ_TIMEOUT": "3",
+    "DOWNSTREAM_RETRY_BASE": "0.1",
+    "DOWNSTREAM_RETRY_CAP": "1",
+    "DOWNSTREAM_RETRY_DEADLINE": "4",
+    "ORCHESTRATION_MAX_ATTEMPTS": "3",
+    "Q_TIMEOUT": "15",
+    "Q_RETRY": "16",
+    "Q_STOP_GRACE": "5",
+}
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
@@ -29,6 +40,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
     os.environ.setdefault("STAGING_DIR", os.path.join(work_dir, "staging"))
     # A cluster (queue) name of its own, so a run never takes another run's tasks from Redis.
     os.environ.setdefault("Q_CLUSTER_NAME", f"fs-test-{uuid.uuid4().hex[:8]}")
+    # Small numbers, so the fault tests see retries, give-ups and redeliveries quickly. Set here,
+    # before the settings load, so the test process and the stack it starts agree on them.
+    for name, value in TEST_SETTINGS.items():
+        os.environ.setdefault(name, value)
     if os.environ.get("TEST_BROKER") == "redis":
         os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     if os.environ.get("TEST_MONGODB_URI"):

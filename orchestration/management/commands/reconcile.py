@@ -1,0 +1,35 @@
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+
+from orchestration.reconcile import reconcile
+
+
+class Command(BaseCommand):
+    help = (
+        "Run one reconciler pass now: re-enqueue stuck CREATED/STORED jobs, refresh SUBMITTED "
+        "ones, remove staged inputs nobody needs. The cluster runs it on a schedule anyway."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--stuck-after", type=float, help="seconds (default: RECONCILE_STUCK_AFTER)"
+        )
+        parser.add_argument(
+            "--refresh-after", type=float, help="seconds (default: RECONCILE_REFRESH_AFTER)"
+        )
+
+    def handle(self, *args, **options):
+        report = reconcile(
+            stuck_after=_delta(options["stuck_after"]),
+            refresh_after=_delta(options["refresh_after"]),
+        )
+        self.stdout.write(str(report))
+        for job_id in report.requeued:
+            self.stdout.write(f"requeued  {job_id}")
+        for job_id in report.refreshed:
+            self.stdout.write(f"refreshed {job_id}")
+
+
+def _delta(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)

@@ -1,0 +1,70 @@
+"""`manage.py worker`: django-q2's qcluster, but a stop signal ends it within a grace period.
+
+django-q2 stops by letting every worker finish the task it holds, however long that takes. A
+deployment needs a bound: after Q_STOP_GRACE seconds the cluster's processes are killed. Their
+tasks are not lost: the MongoDB broker delivers them again (after Q_RETRY), and with either
+broker the reconciler re-enqueues jobs left in CREATED/STORED.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django_q.cluster import Cluster
+
+logger = logging.getLogger(__name__)
+
+
+class GracefulCluster(Cluster):
+    def __init__(self, *, grace: float):
+        super().__init__()
+        self.grace = grace
+        self._deadline: threading.Timer | None = None
+
+    def sig_handler(self, signum, frame):
+        if self._deadline is None:
+            self._deadline = threading.Timer(self.grace, self._kill_cluster)
+            self._deadline.daemon = True
+            self._deadline.start()
+        super().sig_handler(signum, frame)
+
+    def _kill_cluster(self) -> None:
+        pids = _descendants(os.getpid())
+        logger.error(
+            "cluster still stopping %ss after the signal: killing %d processes; their tasks "
+            "will be delivered again",
+            self.grace,
+            len(pids),
+        )
+        for pid in reversed(pids):  # children before parents, so none is reincarnated
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), parents first."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        parent = queue.pop(0)
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            queue += children
+    return found
+
+
+class Command(BaseCommand):
+    help = "Run a django-q2 cluster that stops within Q_STOP_GRACE seconds of SIGTERM/SIGINT."
+
+    def handle(self, *args, **options):
+        cluster = GracefulCluster(grace=settings.Q_STOP_GRACE)
+        cluster.start()

@@ -1,0 +1,134 @@
+"""The reconciler: a periodic pass that finds work nobody is doing and gets it done.
+
+- Jobs stuck in CREATED or STORED (the enqueue failed, the broker lost the task, the worker
+  died with the Redis broker) are enqueued again.
+- SUBMITTED jobs that nobody polls are refreshed from JobService, on a slower cadence, so the
+  stored status (admin, listings) does not go stale.
+- Staged inputs that no retry can need any more are deleted (see `staging_cleanup`).
+
+Each job is claimed with a compare-and-set on `checked_at` before anything is done to it, so two
+reconcilers running at once (two clusters) never both act on the same job in one window.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.services import job_refresh
+from jobs.states import Status
+from orchestration import staging, tasks
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    requeued: list[str] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)
+    staged_removed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.requeued)} requeued, {len(self.refreshed)} refreshed, "
+            f"{len(self.staged_removed)} staged files removed"
+        )
+
+
+def reconcile(
+    *,
+    stuck_after: timedelta | None = None,
+    refresh_after: timedelta | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> Report:
+    now = now or timezone.now()
+    stuck_after = _seconds(stuck_after, settings.RECONCILE_STUCK_AFTER)
+    refresh_after = _seconds(refresh_after, settings.RECONCILE_REFRESH_AFTER)
+    limit = limit or settings.RECONCILE_BATCH
+    report = Report()
+    for job in _claim(Status.CREATED, Status.STORED, idle_for=stuck_after, now=now, limit=limit):
+        logger.warning(
+            "job %s: stuck in %s since %s; enqueued again", job.id, job.status, job.updated_at
+        )
+        tasks.enqueue_orchestration(job.id)
+        report.requeued.append(str(job.id))
+    for job in _claim(Status.SUBMITTED, idle_for=refresh_after, now=now, limit=limit):
+        job_refresh(job)
+        report.refreshed.append(str(job.id))
+    report.staged_removed = staging_cleanup(now=now)
+    if report.requeued or report.refreshed or report.staged_removed:
+        logger.info("reconcile: %s", report)
+    return report
+
+
+def _seconds(value: timedelta | None, default_seconds: float) -> timedelta:
+    return value if value is not None else timedelta(seconds=default_seconds)
+
+
+def _claim(*statuses: str, idle_for: timedelta, now: datetime, limit: int) -> list[Job]:
+    """Jobs in `statuses` idle for `idle_for`, each claimed by this pass alone."""
+    cutoff = now - idle_for
+    idle = Q(status__in=statuses, updated_at__lte=cutoff) & (
+        Q(checked_at__isnull=True) | Q(checked_at__lte=cutoff)
+    )
+    claimed = []
+    for job in Job.objects.filter(idle).order_by("updated_at")[:limit]:
+        # Compare-and-set on the same condition: of two passes, one gets 1, the other 0.
+        if Job.objects.filter(idle, pk=job.pk).update(checked_at=now) == 1:
+            claimed.append(job)
+    return claimed
+
+
+def staging_cleanup(*, now: datetime) -> list[str]:
+    """Delete staged inputs no retry can need; return what was removed.
+
+    Kept: inputs of CREATED jobs (not stored yet) and of STORED_ERROR jobs (an operator retry
+    stores them again) for STAGING_ERROR_RETENTION. Removed: inputs of every other job, inputs
+    whose job does not exist (after a grace period: the API stages the file just before it
+    inserts the job), and abandoned partial uploads.
+    """
+    orphan_cutoff = (now - timedelta(seconds=settings.STAGING_ORPHAN_AFTER)).timestamp()
+    error_cutoff = now - timedelta(seconds=settings.STAGING_ERROR_RETENTION)
+    root = staging.staging_root()
+    removed = []
+    staged = {}
+    for path in root.iterdir():
+        try:
+            staged[uuid.UUID(path.name)] = path
+        except ValueError:
+            continue  # tmp/ and anything that is not a staged input
+    jobs = {
+        job.id: job for job in Job.objects.filter(pk__in=list(staged)).only("status", "updated_at")
+    }
+    for job_id, path in staged.items():
+        job = jobs.get(job_id)
+        if job is None:
+            needed = _mtime(path) > orphan_cutoff
+        elif job.status == Status.CREATED:
+            needed = True
+        elif job.status == Status.STORED_ERROR:
+            needed = job.updated_at > error_cutoff
+        else:
+            needed = False
+        if not needed:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    for path in (root / "tmp").iterdir():
+        # A partial upload's file is written continuously; one untouched this long is abandoned.
+        if _mtime(path) < orphan_cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(f"tmp/{path.name}")
+    return removed
+
+
+def _mtime(path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")  # gone already: neither needed nor to be removed
