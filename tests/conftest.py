@@ -36,12 +36,16 @@ class Stack:
     def api(self) -> str:
         return self.urls["api"]
 
-    def start(self, name: str) -> ManagedProcess:
+    def start(self, name: str, **env_overrides: str) -> ManagedProcess:
         ready_url = f"{self.urls[name]}/_control/health" if name in ("blob", "job") else None
         if name == "api":
             ready_url = f"{self.urls['api']}/healthz"
         process = ManagedProcess.start(
-            self.argv[name], env=self.env, cwd=str(REPO), name=name, ready_url=ready_url
+            self.argv[name],
+            env={**self.env, **env_overrides},
+            cwd=str(REPO),
+            name=name,
+            ready_url=ready_url,
         )
         self.processes[name] = process
         if name == "worker":

@@ -1,0 +1,191 @@
+"""No job lost, none duplicated: workers killed mid-task, lost tasks, stops, the reconciler.
+
+A task whose worker dies comes back by the MongoDB broker's delivery receipt (after Q_RETRY,
+16 s in the tests) or, with the Redis broker (no receipts), by the reconciler re-enqueueing the
+job. Either way the job must reach its right final state with one blob and one job downstream.
+"""
+
+import os
+import signal
+import threading
+import time
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.models import Job
+from orchestration import staging, tasks
+from orchestration.reconcile import reconcile
+from tests.conftest import wait_for_log
+from tests.support.api import submit, wait_for_status, wait_for_stored_status
+from tests.support.cluster import worker_pid_running
+
+
+def _bring_back_lost_tasks():
+    """With Redis the killed worker's task is gone: the reconciler's pass re-enqueues it.
+    With MongoDB the broker delivers it again by itself, so nothing is done here."""
+    if settings.REDIS_URL:
+        reconcile(stuck_after=timedelta(0))
+
+
+def _assert_once_downstream(stack, job_id: str, content: bytes):
+    blob = requests.get(f"{stack.urls['blob']}/blobs/{job_id}", timeout=10)
+    assert blob.status_code == 200 and blob.content == content
+    assert stack.stats("job")["executions"] == {job_id: 1}
+
+
+def _kill_the_worker_running(stack, job_id: str) -> None:
+    pid = worker_pid_running(stack.processes["worker"].log_path, job_id)
+    time.sleep(0.5)  # well inside the slowed call
+    os.kill(pid, signal.SIGKILL)
+    wait_for_log(stack.processes["worker"], "reincarnated worker")
+
+
+def test_a_worker_killed_during_the_upload_is_recovered(quiet_stack, alice):
+    stack = quiet_stack
+    requests.post(f"{stack.urls['job']}/_control/reset-stats", timeout=5)
+    stack.faults("blob", delay=2.0, methods=["PUT"])
+    job_id = submit(stack, alice, b"killed while uploading")["id"]
+
+    _kill_the_worker_running(stack, job_id)
+    stack.clear_faults()
+    assert Job.objects.get(pk=job_id).status == "CREATED"
+    _bring_back_lost_tasks()
+
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
+    _assert_once_downstream(stack, job_id, b"KILLED WHILE UPLOADING")
+    assert Job.objects.get(pk=job_id).attempts == 2
+
+
+def test_a_worker_killed_during_the_submit_is_recovered(quiet_stack, alice):
+    stack = quiet_stack
+    requests.post(f"{stack.urls['job']}/_control/reset-stats", timeout=5)
+    stack.faults("job", delay=2.0, methods=["PUT"])
+    job_id = submit(stack, alice, b"killed while submitting")["id"]
+    wait_for_stored_status(job_id, {"STORED"})
+
+    _kill_the_worker_running(stack, job_id)
+    stack.clear_faults()
+    _bring_back_lost_tasks()
+
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
+    _assert_once_downstream(stack, job_id, b"KILLED WHILE SUBMITTING")
+    transitions = [(e["from"], e["to"]) for e in Job.objects.get(pk=job_id).history]
+    assert transitions == [
+        ("CREATED", "STORED"),
+        ("STORED", "SUBMITTED"),
+        ("SUBMITTED", "EXECUTION_COMPLETED"),
+    ]
+
+
+def _stuck_job(owner, content: bytes, *, status="CREATED", age=timedelta(hours=1), **fields):
+    """A job whose task was lost (never enqueued), with its input staged."""
+    job = Job.objects.create(tenant_id=owner.tenant_id, sub=owner.sub, status=status, **fields)
+    staging.staged_path(job.id).write_bytes(content)
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - age)
+    return job
+
+
+def test_a_task_that_keeps_dying_ends_in_an_error_state(quiet_stack, alice):
+    stack = quiet_stack
+    # Three deliveries already started and never finished (ORCHESTRATION_MAX_ATTEMPTS=3).
+    job = _stuck_job(alice, b"cursed", attempts=3)
+
+    tasks.enqueue_orchestration(job.id)
+
+    job = wait_for_stored_status(str(job.id), {"STORED_ERROR"})
+    assert "gave up after 3 orchestration attempts" in job.error["message"]
+    assert str(job.id) not in stack.stats("blob")["by_id"]
+
+
+def test_the_reconciler_enqueues_stuck_jobs_once_even_when_two_run_at_once(quiet_stack, alice):
+    stack = quiet_stack
+    jobs = [_stuck_job(alice, f"stuck {n}".encode()) for n in range(4)]
+    reports = []
+    barrier = threading.Barrier(2)
+
+    def run():
+        barrier.wait()
+        reports.append(reconcile(stuck_after=timedelta(minutes=5)))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    requeued = reports[0].requeued + reports[1].requeued
+    assert sorted(requeued) == sorted(str(job.id) for job in jobs)
+    for job in jobs:
+        wait_for_status(stack, alice, str(job.id), {"EXECUTION_COMPLETED"})
+        assert stack.stats("job")["executions"][str(job.id)] == 1
+
+
+def test_the_reconciler_leaves_recent_jobs_alone(quiet_stack, alice):
+    job = _stuck_job(alice, b"just created", age=timedelta(seconds=0))
+
+    report = reconcile(stuck_after=timedelta(minutes=5))
+
+    assert str(job.id) not in report.requeued
+    Job.objects.filter(pk=job.pk).delete()
+    staging.discard(job.id)
+
+
+def test_the_reconciler_refreshes_submitted_jobs_nobody_polls(quiet_stack, alice):
+    stack = quiet_stack
+    job_id = submit(stack, alice, b"unpolled")["id"]
+    wait_for_stored_status(job_id, {"SUBMITTED"})
+    deadline = time.monotonic() + 20
+    while requests.get(f"{stack.urls['job']}/jobs/{job_id}", timeout=5).json()["status"] != (
+        "SUCCEEDED"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job_id).update(updated_at=an_hour_ago, checked_at=an_hour_ago)
+
+    report = reconcile(refresh_after=timedelta(minutes=5))
+
+    assert job_id in report.refreshed
+    assert Job.objects.get(pk=job_id).status == "EXECUTION_COMPLETED"
+
+
+def test_sigterm_lets_the_running_task_finish_within_the_grace_period(quiet_stack, alice):
+    stack = quiet_stack
+    stack.faults("blob", delay=1.5, methods=["PUT"])
+    job_id = submit(stack, alice, b"finish me")["id"]
+    worker_pid_running(stack.processes["worker"].log_path, job_id)
+
+    started = time.monotonic()
+    stack.stop("worker")
+    stopped_after = time.monotonic() - started
+    stack.start("worker")
+
+    assert stopped_after < float(os.environ["Q_STOP_GRACE"])
+    # The task was finished, not abandoned: the job got past CREATED before the stop.
+    job = Job.objects.get(pk=job_id)
+    assert [entry["to"] for entry in job.history][:2] == ["STORED", "SUBMITTED"]
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})
+
+
+def test_a_task_outliving_the_grace_period_is_killed_and_delivered_again(quiet_stack, alice):
+    stack = quiet_stack
+    requests.post(f"{stack.urls['job']}/_control/reset-stats", timeout=5)
+    stack.stop("worker")
+    stack.start("worker", Q_STOP_GRACE="1")
+    stack.faults("blob", delay=2.5, methods=["PUT"])
+    job_id = submit(stack, alice, b"too slow to stop")["id"]
+    worker_pid_running(stack.processes["worker"].log_path, job_id)
+
+    started = time.monotonic()
+    stack.stop("worker")
+    stopped_after = time.monotonic() - started
+    stack.clear_faults()
+    stack.start("worker")
+    _bring_back_lost_tasks()
+
+    assert stopped_after < 2.0
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
+    _assert_once_downstream(stack, job_id, b"TOO SLOW TO STOP")
