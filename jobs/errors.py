@@ -2,6 +2,7 @@
 
 import logging
 
+from django.db import DatabaseError
 from django.http import JsonResponse
 from pymongo.errors import ConnectionFailure
 from rest_framework import exceptions, status
@@ -74,6 +75,24 @@ class DatabaseUnavailable(ApiError):
     default_detail = "The database is unavailable; try again later."
 
 
+class InvalidIdempotencyKey(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_idempotency_key"
+    default_detail = "Idempotency-Key must be 1 to 255 visible ASCII characters."
+
+
+class IdempotencyKeyReused(ApiError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was already used for a different request."
+
+
+class IdempotencyRequestInProgress(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "idempotency_request_in_progress"
+    default_detail = "A request with this Idempotency-Key is still being processed; retry later."
+
+
 # DRF's own exceptions, by class, under our stable codes.
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -126,8 +145,8 @@ def _code_for(exc: exceptions.APIException) -> str:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, ConnectionFailure):
-        logger.warning("database unavailable: %s", type(exc).__name__)
+    if _database_unreachable(exc):
+        logger.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
         exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -140,6 +159,12 @@ def exception_handler(exc, context):
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    # django-mongodb-backend re-raises PyMongo's errors as Django's DatabaseError "from" them.
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+    return isinstance(cause, ConnectionFailure)
 
 
 def _flatten(detail) -> str:

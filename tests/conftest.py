@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.support.api import Owner
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.processes import ManagedProcess, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 # JobService's execution delay in tests: long enough to see SUBMITTED, short enough to be quick.
@@ -31,12 +31,18 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)
+    mongo_port: int | None = None  # only for a stack with a database of its own
 
     @property
     def api(self) -> str:
         return self.urls["api"]
 
     def start(self, name: str, **env_overrides: str) -> ManagedProcess:
+        if name == "mongo":
+            process = ManagedProcess.start(self.argv[name], env=self.env, cwd=str(REPO), name=name)
+            wait_for_port(process, self.mongo_port)
+            self.processes[name] = process
+            return process
         ready_url = f"{self.urls[name]}/_control/health" if name in ("blob", "job") else None
         if name == "api":
             ready_url = f"{self.urls['api']}/healthz"

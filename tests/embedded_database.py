@@ -6,17 +6,14 @@ protocol; it is stopped by its PID when the session ends, also when tests fail.
 Set TEST_MONGODB_URI to run the suite against another MongoDB instead.
 """
 
-import contextlib
 import os
-import socket
 import sys
 import tempfile
-import time
 import uuid
 
 import pytest
 
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.processes import ManagedProcess, free_port, wait_for_port
 
 _server: ManagedProcess | None = None
 
@@ -54,21 +51,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
             [sys.executable, "-m", "frontservice.embedded_mongo", "--memory", "--port", str(port)],
             name="mongodb",
         )
-        _wait_for_port(_server, port)
+        wait_for_port(_server, port)
         os.environ["MONGODB_URI"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     return (yield)
-
-
-def _wait_for_port(process: ManagedProcess, port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive:
-            break
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"the embedded MongoDB did not start\n{process.log_tail()}")
 
 
 def pytest_unconfigure(config):

@@ -247,6 +247,19 @@ def _default_log_dir() -> Path:
         return _run_log_dir
 
 
+def wait_for_port(process: ManagedProcess, port: int, timeout: float = 30) -> None:
+    """Wait until the process accepts TCP connections on 127.0.0.1:port (a non-HTTP server)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.alive:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise ProcessStartError(f"{process.name} did not listen on {port}\n{process.log_tail()}")
+
+
 # Readiness probes go straight to the service, whatever proxy the environment configures.
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
