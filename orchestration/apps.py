@@ -1,6 +1,6 @@
 import os
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class OrchestrationConfig(AppConfig):
@@ -17,8 +17,9 @@ class OrchestrationConfig(AppConfig):
         # django-q2 forks its workers, and a PyMongo client must not be used across a fork:
         # the child forgets the clients it inherited and opens its own on first use.
         os.register_at_fork(after_in_child=_forget_inherited_mongo_clients)
-        # The reconciler's schedule exists wherever the schema does.
-        post_migrate.connect(ensure_schedules, sender=self)
+        # The reconciler's schedule exists wherever the schema does: after django_q's tables
+        # (post_migrate is only sent for apps with models, which this one has not).
+        post_migrate.connect(ensure_schedules, sender=apps.get_app_config("django_q"))
 
 
 def _forget_inherited_mongo_clients() -> None:

@@ -99,6 +99,23 @@ def _stack_env(db_name: str, urls: dict[str, str]) -> dict:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """The migrated test database, for every test.
+
+    pytest-django creates it only for tests marked `django_db`, and that mark would also flush
+    the database after each test (MongoDB has no transactions to roll back), under the running
+    stack's feet. Tests here share one database and keep apart by their own owners instead.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.conf import settings
     from django.db import connection
@@ -159,7 +176,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _database_access(django_db_blocker):
+def _database_access(django_db_setup, django_db_blocker):
     # The stack shares the test database; tests read it as it is (no per-test transaction,
     # which MongoDB would ignore anyway). Isolation comes from each test's own owners.
     with django_db_blocker.unblock():
