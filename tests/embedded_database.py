@@ -18,6 +18,10 @@ from tests.support.processes import ManagedProcess, free_port, wait_for_port
 _server: ManagedProcess | None = None
 
 TEST_SETTINGS = {
+    # The test database's name is the configured name, so every process of the stack and the
+    # test process itself (django-q2's broker reads MONGODB_NAME too) use the same database.
+    "MONGODB_NAME": "frontservice_test",
+    "MONGODB_TEST_NAME": "frontservice_test",
     "DOWNSTREAM_READ_TIMEOUT": "3",
     "DOWNSTREAM_RETRY_BASE": "0.1",
     "DOWNSTREAM_RETRY_CAP": "1",
