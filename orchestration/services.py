@@ -62,22 +62,13 @@ def job_store_input(*, job: Job) -> Job:
         message = "staged input is missing"
         _fail(job, Status.CREATED, error_detail(service="frontservice", message=message))
     else:
-        try:
-            # put_blob opens the file on every attempt: a consumed stream is never re-sent.
-            _, attempts = call_with_retries(
-                lambda: blob_service.put_blob(blob_id, path, content_type=job.content_type),
-                what=f"job {job.id}: store input",
-            )
-        except GaveUp as gave_up:
-            _fail(job, Status.CREATED, _error(gave_up))
-        else:
-            job_transition(
-                job.id,
-                from_status=Status.CREATED,
-                to_status=Status.STORED,
-                reason=f"input stored in BlobService ({_tries(attempts)})",
-                fields={"blob_id": blob_id},
-            )
+        # put_blob opens the file on every attempt: a consumed stream is never re-sent.
+        _run_step(
+            job,
+            lambda: blob_service.put_blob(blob_id, path, content_type=job.content_type),
+            done="input stored in BlobService",
+            fields={"blob_id": blob_id},
+        )
     job.refresh_from_db()
     if job.status not in (Status.CREATED, Status.STORED_ERROR):
         # BlobService has the input; nothing (no retry) needs the staged copy any more.
@@ -88,23 +79,34 @@ def job_store_input(*, job: Job) -> Job:
 def job_submit(*, job: Job) -> Job:
     """STORED -> SUBMITTED (or SUBMITTED_ERROR): submit the stored blob to JobService."""
     remote_job_id = str(job.id)  # derived, so a repeated submit finds the same remote job
+    _run_step(
+        job,
+        lambda: job_service.submit_job(remote_job_id, blob_id=job.blob_id),
+        done="submitted to JobService",
+        fields={"remote_job_id": remote_job_id},
+    )
+    job.refresh_from_db()
+    return job
+
+
+# The status each in-flight status moves to when its step succeeds.
+_NEXT_OF = {Status.CREATED: Status.STORED, Status.STORED: Status.SUBMITTED}
+
+
+def _run_step(job: Job, call, *, done: str, fields: dict) -> None:
+    """One downstream call, retried; then the compare-and-set to its success or error state."""
     try:
-        _, attempts = call_with_retries(
-            lambda: job_service.submit_job(remote_job_id, blob_id=job.blob_id),
-            what=f"job {job.id}: submit",
-        )
+        _, attempts = call_with_retries(call, what=f"job {job.id}: {done}")
     except GaveUp as gave_up:
-        _fail(job, Status.STORED, _error(gave_up))
+        _fail(job, job.status, _error(gave_up))
     else:
         job_transition(
             job.id,
-            from_status=Status.STORED,
-            to_status=Status.SUBMITTED,
-            reason=f"submitted to JobService ({_tries(attempts)})",
-            fields={"remote_job_id": remote_job_id},
+            from_status=job.status,
+            to_status=_NEXT_OF[job.status],
+            reason=f"{done} ({_tries(attempts)})",
+            fields=fields,
         )
-    job.refresh_from_db()
-    return job
 
 
 def _tries(attempts: int) -> str:

@@ -85,6 +85,21 @@ def wait_for_log(process: ManagedProcess, text: str, timeout: float = 30) -> Non
         time.sleep(0.05)
 
 
+def api_argv(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "frontservice.wsgi",
+        "--config",
+        "gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "5",
+    ]
+
+
 def _stack_env(db_name: str, urls: dict[str, str]) -> dict:
     env = dict(os.environ)
     env.update(
@@ -152,18 +167,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
             "--delay",
             EXECUTION_DELAY,
         ],
-        "api": [
-            python,
-            "-m",
-            "gunicorn",
-            "frontservice.wsgi",
-            "--config",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{ports['api']}",
-            "--graceful-timeout",
-            "5",
-        ],
+        "api": api_argv(ports["api"]),
         "worker": [python, "manage.py", "worker"],
     }
     try:

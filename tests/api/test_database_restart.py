@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from orchestration import staging
-from tests.conftest import REPO, Stack
+from tests.conftest import REPO, Stack, api_argv
 from tests.support.processes import free_port
 
 JOBS = 6
@@ -42,18 +42,7 @@ def own_database_stack(stack, tmp_path):
             "--path",
             str(tmp_path / "mongo.sqlite3"),
         ],
-        "api": [
-            python,
-            "-m",
-            "gunicorn",
-            "frontservice.wsgi",
-            "--config",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{api_port}",
-            "--graceful-timeout",
-            "5",
-        ],
+        "api": api_argv(api_port),
         "worker": stack.argv["worker"],
     }
     try:
