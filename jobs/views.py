@@ -3,12 +3,12 @@
 import uuid
 
 from django.http import StreamingHttpResponse
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from jobs import errors, services
+from jobs import errors, idempotency, services
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
@@ -38,18 +38,24 @@ class JobViewSet(viewsets.GenericViewSet):
         return job
 
     def create(self, request):
+        # A malformed Idempotency-Key is refused before a byte of the body is read.
+        key = idempotency.key_from_request(request)
         upload = stage_request_body(request)
-        job = services.job_create(
-            tenant_id=request.user.tenant_id,
-            sub=request.user.sub,
-            staged_file=upload.path,
-            size=upload.size,
-            content_type=upload.content_type,
+
+        def create_job() -> dict:
+            job = services.job_create(
+                tenant_id=request.user.tenant_id,
+                sub=request.user.sub,
+                staged_file=upload.path,
+                size=upload.size,
+                content_type=upload.content_type,
+            )
+            return self.get_serializer(job).data
+
+        status_code, body = idempotency.answer_once(
+            owner=request.user, key=key, upload=upload, create=create_job
         )
-        body = self.get_serializer(job).data
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["status"]}
-        )
+        return Response(body, status=status_code, headers={"Location": body["links"]["status"]})
 
     @action(detail=True, methods=["get"])
     def status(self, request, job_id: str):
