@@ -44,41 +44,74 @@ def job_transition(
     reason: str,
     fields: dict | None = None,
     by: str = "frontservice",
-    inc: dict | None = None,
 ) -> bool:
     """Compare-and-set the status; True only for the caller whose change was applied.
 
     The update matches on the current status, so of two workers (or a worker and a status
     request) racing, exactly one wins and the other sees False. The history entry is pushed in
     the same single-document update, so history and status can never disagree. `by` says who
-    made the change (the service itself, or an operator); `inc` increments counters with it.
+    made the change (the service itself, or an operator).
     """
     if not can_transition(from_status, to_status):
         raise IllegalTransition(f"{from_status} -> {to_status}")
-    now = timezone.now()
-    changes = {"status": to_status, "updated_at": now, **(fields or {})}
-    update = {
-        "$set": {_column(name): _db_value(name, value) for name, value in changes.items()},
-        "$push": {
-            "history": {
-                "at": now.isoformat(),
-                "from": from_status,
-                "to": to_status,
-                "reason": reason,
-                "by": by,
-            }
-        },
-    }
-    if inc:
-        update["$inc"] = {_column(name): value for name, value in inc.items()}
-    pk = Job._meta.pk
-    result = _collection().update_one(
-        {pk.column: pk.get_db_prep_value(job_id, connection), "status": from_status}, update
+    applied = _record_change(
+        job_id,
+        match={"status": from_status},
+        to_status=to_status,
+        reason=reason,
+        by=by,
+        fields=fields,
     )
-    applied = result.modified_count == 1
     if applied:
         logger.info("job %s %s -> %s (%s)", job_id, from_status, to_status, reason)
     return applied
+
+
+def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -> bool:
+    """Record that a job is sent on again in its current status (no transition).
+
+    The status alone cannot tell whether someone else got there first (it does not change), so
+    this also compares on `updated_at`, which every change moves: of two requeues at once, one
+    wins and the other sees False.
+    """
+    applied = _record_change(
+        job.id,
+        match={"status": job.status, "updated_at": job.updated_at},
+        to_status=job.status,
+        reason=reason,
+        by=by,
+        fields=fields,
+    )
+    if applied:
+        logger.info("job %s requeued in %s by %s (%s)", job.id, job.status, by, reason)
+    return applied
+
+
+def _record_change(
+    job_id: uuid.UUID, *, match: dict, to_status: str, reason: str, by: str, fields: dict | None
+) -> bool:
+    """One atomic single-document update: the fields, and the history entry that explains them."""
+    now = timezone.now()
+    changes = {"status": to_status, "updated_at": now, **(fields or {})}
+    entry = {
+        "at": now.isoformat(),
+        "from": match["status"],
+        "to": to_status,
+        "reason": reason,
+        "by": by,
+    }
+    pk = Job._meta.pk
+    result = _collection().update_one(
+        {
+            pk.column: pk.get_db_prep_value(job_id, connection),
+            **{_column(name): _db_value(name, value) for name, value in match.items()},
+        },
+        {
+            "$set": {_column(name): _db_value(name, value) for name, value in changes.items()},
+            "$push": {"history": entry},
+        },
+    )
+    return result.modified_count == 1
 
 
 def job_refresh(job: Job) -> Job:
