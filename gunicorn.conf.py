@@ -13,3 +13,11 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # gunicorn's control socket lives at one fixed path per user, so two instances on one machine
 # (make run beside the tests) would fight over it; nothing here uses it.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    # prometheus_client's multiprocess mode: forget the live gauges of an API process that exited
+    # (its counters stay, summed into /metrics).
+    from frontservice.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

@@ -74,3 +74,30 @@ def env_list(name: str, default=_REQUIRED) -> list[str]:
     if isinstance(value, list):
         return value
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_is_set(name: str) -> bool:
+    """Whether NAME (or NAME_FILE) is in the environment: given on purpose, not defaulted."""
+    return name in os.environ or bool(os.environ.get(f"{name}_FILE"))
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+_PERIODS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+def env_rate(name: str, default=_REQUIRED) -> tuple[int, int] | None:
+    """A rate such as ``60/min`` as (requests, period in seconds); None for "0" or empty (off)."""
+    value = env_str(name, default).strip()
+    if value in ("", "0"):
+        return None
+    count, _, period = value.partition("/")
+    try:
+        requests = int(count)
+        seconds = _PERIODS[period.strip().lower()]
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate like 60/min (periods: s, min, hour, day; 0 = off)."
+        ) from exc
+    if requests < 1:
+        raise ImproperlyConfigured(f"{name}={value!r}: use 0 to switch the limit off.")
+    return requests, seconds

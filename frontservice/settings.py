@@ -8,12 +8,31 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from frontservice.env import env_bool, env_float, env_int, env_list, env_str
+from frontservice.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_is_set,
+    env_list,
+    env_rate,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FRONTSERVICE_VAR_DIR", str(BASE_DIR / "var")))
 
+# `production` makes the settings fail closed: the block at the end of this file refuses to load
+# them without real secrets, a JWT key and audience, and explicit hosts.
+FRONTSERVICE_ENV = env_str("FRONTSERVICE_ENV", "development")
+if FRONTSERVICE_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(
+        f"FRONTSERVICE_ENV={FRONTSERVICE_ENV!r} must be 'development' or 'production'."
+    )
+PRODUCTION = FRONTSERVICE_ENV == "production"
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# Every development default of a secret starts with "dev-only-"; production refuses such values.
+DEVELOPMENT_VALUE_PREFIX = "dev-only-"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key-change-me")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 
@@ -25,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    # Swagger UI's and Redoc's assets as static files, so /api/docs/ needs no CDN.
+    "drf_spectacular_sidecar",
     "frontservice.apps.MongoDjangoQConfig",
     "jobs",
     "orchestration",
@@ -40,7 +62,13 @@ MIGRATION_MODULES = {
 }
 
 MIDDLEWARE = [
+    # First: the request id and the access line cover every answer, also those of the
+    # middleware below (static files, a refused Host); then the request metrics.
+    "frontservice.request_log.RequestLogMiddleware",
+    "frontservice.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the API docs' assets, the admin's) from gunicorn itself, with DEBUG off.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,7 +126,10 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the apps' static files from where they are installed (found through the
+# staticfiles finders once, at startup), so nothing is collected: no `collectstatic` step in
+# `make run`, the tests or the image, and no STATIC_ROOT to keep in sync with the code.
+WHITENOISE_USE_FINDERS = True
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -108,7 +139,32 @@ REST_FRAMEWORK = {
     # Only the upload view parses bodies, and it streams them itself.
     "DEFAULT_PARSER_CLASSES": [],
     "EXCEPTION_HANDLER": "jobs.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+# Django's own CSRF refusal (the admin's forms; the API views are exempt) as a problem document.
+CSRF_FAILURE_VIEW = "jobs.errors.csrf_failure"
+
+# --- OpenAPI schema (drf-spectacular) ------------------------------------------------------
+# Served at /api/schema/ with the docs at /api/docs/ (frontservice/urls.py), both without a
+# token: they describe the API and hold no data. The descriptions live in jobs/schema.py.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FrontService API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Request and response components apart, so a file field is a binary upload.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"JobStatus": "jobs.states.Status"},
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.schema.describe_errors",
+    ],
 }
 
 # --- Identity (verified JWT) ---------------------------------------------------------------
@@ -120,13 +176,37 @@ JWT_AUDIENCE = env_str("JWT_AUDIENCE", "frontservice")
 JWT_ISSUER = env_str("JWT_ISSUER", "")
 JWT_TENANT_CLAIM = env_str("JWT_TENANT_CLAIM", "tenantId")
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 30, minimum=0)
+# JWKS keys (jobs/tokens.py JWKSCache): the fetch timeout; the least time between two fetches,
+# whatever asks (a token with an unknown kid, a retry after a failure); the age after which the
+# keys are refreshed in the background while the cached ones keep verifying.
+JWT_JWKS_TIMEOUT_SECONDS = env_float("JWT_JWKS_TIMEOUT_SECONDS", 3.0, minimum=0.1)
+JWT_JWKS_COOLDOWN_SECONDS = env_float("JWT_JWKS_COOLDOWN_SECONDS", 30.0, minimum=1.0)
+JWT_JWKS_MAX_AGE_SECONDS = env_float("JWT_JWKS_MAX_AGE_SECONDS", 300.0, minimum=1.0)
 if JWT_ALGORITHM.upper() == "NONE":
     raise ImproperlyConfigured("JWT_ALGORITHM=none would accept unsigned tokens.")
+_JWT_ALGORITHMS = {f"{kind}{bits}" for kind in ("HS", "RS", "PS", "ES") for bits in (256, 384, 512)}
+if JWT_ALGORITHM not in _JWT_ALGORITHMS | {"EdDSA"}:
+    raise ImproperlyConfigured(f"JWT_ALGORITHM={JWT_ALGORITHM!r} is not a JWS algorithm we verify.")
 if JWT_ALGORITHM.startswith("HS") and (JWT_VERIFYING_KEY or JWT_JWKS_URL):
     raise ImproperlyConfigured(
         f"JWT_ALGORITHM={JWT_ALGORITHM} is symmetric; JWT_VERIFYING_KEY/JWT_JWKS_URL are for "
         "RS*/ES* algorithms."
     )
+# RFC 7518 §3.2: an HMAC key at least as long as the hash output (32 bytes for HS256).
+_JWT_HMAC_MIN_BYTES = int(JWT_ALGORITHM[2:]) // 8 if JWT_ALGORITHM.startswith("HS") else 0
+if len(JWT_SIGNING_KEY.encode()) < _JWT_HMAC_MIN_BYTES:
+    raise ImproperlyConfigured(f"JWT_SIGNING_KEY must be at least {_JWT_HMAC_MIN_BYTES} bytes.")
+if not JWT_ALGORITHM.startswith("HS") and bool(JWT_VERIFYING_KEY) == bool(JWT_JWKS_URL):
+    raise ImproperlyConfigured(
+        f"JWT_ALGORITHM={JWT_ALGORITHM} needs exactly one of JWT_VERIFYING_KEY and JWT_JWKS_URL."
+    )
+if JWT_JWKS_URL and not JWT_JWKS_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"JWT_JWKS_URL={JWT_JWKS_URL!r} must be an http(s) URL.")
+if not JWT_AUDIENCE:
+    # Without an audience, a token minted for any other service of the issuer would do.
+    raise ImproperlyConfigured("JWT_AUDIENCE must be set.")
+if JWT_LEEWAY_SECONDS > 300:
+    raise ImproperlyConfigured("JWT_LEEWAY_SECONDS is for clock skew; at most 300.")
 
 # --- Staging area for inputs (shared by API and workers) -----------------------------------
 STAGING_DIR = Path(env_str("STAGING_DIR", str(VAR_DIR / "staging")))
@@ -205,12 +285,31 @@ STAGING_ORPHAN_AFTER = env_int("STAGING_ORPHAN_AFTER", 3600, minimum=60)
 # Inputs of STORED_ERROR jobs are kept this long for an operator retry.
 STAGING_ERROR_RETENTION = env_int("STAGING_ERROR_RETENTION", 7 * 24 * 3600, minimum=0)
 
+# --- Observability (README "Operating: health, metrics, logs") -----------------------------
+# One JSON object per log line (frontservice/request_log.py), or `plain` for a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be 'json' or 'plain'.")
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set; open when empty.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# The directory every process of one host writes its metrics to (prometheus_client reads the
+# variable itself, at import, so a NAME_FILE does not work for it); empty: one process only.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+# `manage.py worker` serves its host's metrics on this port when set (a worker container).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+# /readyz: each check's timeout, and whether BlobService and JobService are asked too.
+READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 1.0, minimum=0.1)
+READYZ_CHECK_DOWNSTREAM = env_bool("READYZ_CHECK_DOWNSTREAM", False)
+
 # --- Logging -------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "frontservice.request_log.JsonFormatter"},
+        "plain": {"()": "frontservice.request_log.PlainFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
@@ -218,3 +317,84 @@ LOGGING = {
 MAX_INPUT_BYTES = env_int("MAX_INPUT_BYTES", 2 * 1024**3, minimum=1)
 # How long an Idempotency-Key is remembered (its answer replayed) after the first request.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=1)
+
+# --- Limits (README "Limits") --------------------------------------------------------------
+# Requests per owner (jobs/throttling.py), as "60/min" (s, min, hour, day); "0" or empty: off.
+RATE_LIMIT_SUBMIT = env_rate("RATE_LIMIT_SUBMIT", "60/min")
+RATE_LIMIT_READ = env_rate("RATE_LIMIT_READ", "600/min")
+# Jobs not final yet per owner (jobs/limits.py); 0: no cap.
+MAX_ACTIVE_JOBS_PER_OWNER = env_int("MAX_ACTIVE_JOBS_PER_OWNER", 100, minimum=0)
+# A cache every API process shares: Redis. The rate counters live in it when it is set, and in
+# MongoDB otherwise (django-mongodb-backend has no cache backend).
+CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// URL.")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "frontservice",
+        }
+    }
+else:
+    # Per process, so nothing that must be shared between processes is kept in it.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Security headers and production (README "Production settings") -----------------------
+# Always: no MIME sniffing, no framing, no Referer to other origins, no shared window.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+if PRODUCTION:
+    # TLS ends at the load balancer, which must say so in a header it sets itself (and never
+    # passes on from a client), e.g. X-Forwarded-Proto; without one, Django sees plain HTTP.
+    _proxy_ssl_header = env_str("DJANGO_SECURE_PROXY_SSL_HEADER", "")
+    if _proxy_ssl_header:
+        SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_ssl_header.upper().replace('-', '_')}", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    # Health checks and metric scrapes speak plain HTTP straight to the process.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preloading is a promise about the whole domain, made by its owner: off unless asked for.
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+    # Fail closed, naming everything that is wrong at once (one deploy round trip, not five).
+    _problems = []
+    if DEBUG:
+        _problems.append("DJANGO_DEBUG must be off")
+    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY}
+    if JWT_ALGORITHM.startswith("HS"):
+        _secrets["JWT_SIGNING_KEY"] = JWT_SIGNING_KEY
+    elif not (env_is_set("JWT_VERIFYING_KEY") or env_is_set("JWT_JWKS_URL")):
+        _problems.append(f"JWT_VERIFYING_KEY or JWT_JWKS_URL must be set for {JWT_ALGORITHM}")
+    for _name, _value in _secrets.items():
+        if not env_is_set(_name):
+            _problems.append(f"{_name} must be set")
+        elif _value.startswith(DEVELOPMENT_VALUE_PREFIX):
+            _problems.append(f"{_name} is a development value")
+    if env_is_set("DJANGO_SECRET_KEY") and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+        # Django's own rule for a strong key (check --deploy, security.W009).
+        _problems.append("DJANGO_SECRET_KEY must be at least 50 characters, not repetitive")
+    _hmac_bytes = int(JWT_ALGORITHM[2:]) // 8 if JWT_ALGORITHM.startswith("HS") else 0
+    if len(JWT_SIGNING_KEY.encode()) < _hmac_bytes:
+        # RFC 7518 section 3.2: an HMAC key at least as long as the hash.
+        _problems.append(f"JWT_SIGNING_KEY must be at least {_hmac_bytes} bytes")
+    if JWT_JWKS_URL and not JWT_JWKS_URL.startswith("https://"):
+        _problems.append("JWT_JWKS_URL must be https:// (the keys decide who is who)")
+    if not env_is_set("JWT_AUDIENCE") or not JWT_AUDIENCE:
+        _problems.append("JWT_AUDIENCE must be set")
+    if not env_is_set("DJANGO_ALLOWED_HOSTS") or not ALLOWED_HOSTS:
+        _problems.append("DJANGO_ALLOWED_HOSTS must be set")
+    elif "*" in ALLOWED_HOSTS:
+        # Job links and Location headers are built from the Host header.
+        _problems.append("DJANGO_ALLOWED_HOSTS must name the hosts, not '*'")
+    if _problems:
+        raise ImproperlyConfigured(
+            "FRONTSERVICE_ENV=production refuses these settings: " + "; ".join(_problems) + "."
+        )

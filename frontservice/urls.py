@@ -1,13 +1,23 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from frontservice.health import healthz
+from frontservice.health import healthz, readyz
+from frontservice.metrics import metrics_view
 
 urlpatterns = [
     path("api/v1/", include("jobs.urls")),
+    # Public, like the docs: the schema describes the API and holds no data (README "API schema").
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    # Probes and scrapes, without a JWT (README "Operating: health, metrics, logs").
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
+handler400 = "jobs.errors.handler400"
+handler403 = "jobs.errors.handler403"
 handler404 = "jobs.errors.handler404"
 handler500 = "jobs.errors.handler500"

@@ -1,18 +1,96 @@
+"""The job admin: find jobs, read one whole, retry or refresh them. Nothing is edited by hand.
+
+A job changes only through job_transition (compare-and-set on its status, with a history entry),
+so the change page is Django's view-only page and the change permission unlocks the actions.
+"""
+
+import json
+import uuid
 from collections import Counter
+from datetime import datetime
 
 from django.contrib import admin, messages
+from django.db import connection
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django_q.models import Failure, Success
 
 from jobs.models import Job
 from jobs.retries import job_retry
+from jobs.services import job_refresh
+from jobs.states import Status
+from orchestration.broker import process_broker
+
+# The tenant filter lists this many tenants (alphabetically); any other is one search away.
+TENANT_FILTER_LIMIT = 50
+# One action call refreshes at most this many jobs: each is a JobService call inside the
+# request. `manage.py reconcile --refresh-after 0` refreshes any number.
+REFRESH_LIMIT = 100
+_HISTORY_COLUMNS = ("at", "from", "to", "reason", "by")
+
+
+class TenantFilter(admin.SimpleListFilter):
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def lookups(self, request, model_admin):
+        # `distinct` on the collection walks the owner index (tenant_id first) once per tenant;
+        # the ORM's values_list().distinct() also works here, but as a $group over every job.
+        collection = connection.get_collection(Job._meta.db_table)
+        tenants = sorted(collection.distinct("tenant_id"))[:TENANT_FILTER_LIMIT]
+        selected = self.value()
+        if selected and selected not in tenants:
+            tenants.append(selected)  # a tenant past the limit still shows as selected
+        return [(tenant, tenant) for tenant in tenants]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(tenant_id=self.value())
+        return queryset
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "tenant_id", "sub", "status", "attempts", "created_at", "updated_at")
-    list_filter = ("status",)
-    search_fields = ("id", "tenant_id", "sub", "blob_id", "remote_job_id")
-    readonly_fields = [field.name for field in Job._meta.fields]
-    actions = ["retry_selected_jobs"]
+    list_display = ("id", "tenant_id", "sub", "status", "created_at", "updated_at", "attempts")
+    # created_at: Django's date ranges (today, past 7 days, this month, this year). The date
+    # hierarchy works on this backend too, but costs a $group over the jobs on every page.
+    list_filter = ("status", TenantFilter, "created_at")
+    # The id is searched in get_search_results: icontains on a UUIDField is refused by
+    # django-mongodb-backend. The blob and remote job ids are the job id, so a part of an id
+    # finds a job that has reached BlobService.
+    search_fields = ("tenant_id", "sub", "blob_id", "remote_job_id")
+    search_help_text = "A whole job id, or part of a tenant, sub, blob id or remote job id."
+    ordering = ("-created_at",)
+    # One count per page, not two: the unfiltered total is another pass over the collection.
+    show_full_result_count = False
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    ("tenant_id", "sub"),
+                    "status",
+                    "attempts",
+                    ("created_at", "updated_at", "checked_at"),
+                )
+            },
+        ),
+        ("Input", {"fields": ("content_type", "input_size", "blob_id", "remote_job_id")}),
+        ("Status history", {"fields": ("history_table",)}),
+        ("Last downstream error", {"fields": ("error_details",)}),
+        ("Background tasks", {"fields": ("orchestration_tasks", "queue")}),
+    )
+    readonly_fields = [
+        *(field.name for field in Job._meta.fields),
+        "history_table",
+        "error_details",
+        "orchestration_tasks",
+        "queue",
+    ]
+    actions = ["retry_selected_jobs", "refresh_selected_jobs"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -22,13 +100,85 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        # The change permission only unlocks the retry action (asked without an object). A job
+        # The change permission only unlocks the actions (asked without an object). A job
         # itself is never edited here: status changes go through job_transition, and saving the
         # form would write the whole document back over a worker's concurrent change. So the
         # change page is Django's view-only page, and a POST to it is refused.
         if obj is not None:
             return False
         return super().has_change_permission(request)
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            job_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        # A whole id: that job, by its primary key (and any job whose blob or remote job
+        # carries this id), within the filters already applied.
+        text = str(job_id)
+        return queryset.filter(Q(pk=job_id) | Q(blob_id=text) | Q(remote_job_id=text)), False
+
+    @admin.display(description="History")
+    def history_table(self, job: Job) -> str:
+        if not job.history:
+            return "No status change yet."
+        header = format_html_join("", "<th>{}</th>", ((name,) for name in _HISTORY_COLUMNS))
+        rows = format_html_join(
+            "\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _when(entry.get("at")),
+                    entry.get("from", "-"),
+                    entry.get("to", "-"),
+                    entry.get("reason", ""),
+                    entry.get("by", "-"),
+                )
+                for entry in job.history
+            ),
+        )
+        return format_html(
+            "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", header, rows
+        )
+
+    @admin.display(description="Error")
+    def error_details(self, job: Job) -> str | None:
+        if not job.error:
+            return None  # shown as the admin's empty value
+        return format_html("<pre>{}</pre>", json.dumps(job.error, indent=2, sort_keys=True))
+
+    @admin.display(description="Orchestration tasks")
+    def orchestration_tasks(self, job: Job) -> str:
+        # django-q2 keeps each finished task's result under the name it was enqueued with.
+        name = f"orchestrate-{job.id}"
+        links = [
+            (
+                reverse(f"admin:django_q_{model._meta.model_name}_changelist")
+                + "?"
+                + urlencode({"name": name}),
+                model.objects.filter(name=name).count(),
+                label,
+            )
+            for model, label in ((Success, "successful"), (Failure, "failed"))
+        ]
+        return format_html(
+            "{} (task name <code>{}</code>)",
+            format_html_join(" · ", '<a href="{}">{} {}</a>', links),
+            name,
+        )
+
+    @admin.display(description="Queue (all jobs)")
+    def queue(self, job: Job) -> str:
+        # The broker's queue is not a Django model (django-q2's "Queued tasks" page is only for
+        # its ORM broker), so its depth is shown here and by `manage.py jobs_summary`.
+        try:
+            broker = process_broker()
+            waiting, in_flight = broker.queue_size(), broker.lock_size()
+        except Exception as exc:
+            return f"unavailable ({type(exc).__name__})"
+        if in_flight is None:  # Redis: no delivery receipts, so nothing is held in flight
+            return f"{waiting} waiting"
+        return f"{waiting} waiting, {in_flight} in flight"
 
     @admin.action(description="Retry selected jobs", permissions=["change"])
     def retry_selected_jobs(self, request, queryset):
@@ -48,3 +198,46 @@ class JobAdmin(admin.ModelAdmin):
         reasons = Counter(outcome.detail for outcome in outcomes if outcome.action == "skip")
         for detail, count in reasons.items():
             self.message_user(request, f"Skipped {count}: {detail}.", messages.WARNING)
+
+    @admin.action(description="Refresh status from JobService", permissions=["change"])
+    def refresh_selected_jobs(self, request, queryset):
+        submitted = queryset.filter(status=Status.SUBMITTED).order_by("updated_at", "pk")
+        jobs = list(submitted[: REFRESH_LIMIT + 1])
+        skipped = queryset.exclude(status=Status.SUBMITTED).count()
+        changed = Counter()
+        for job in jobs[:REFRESH_LIMIT]:
+            # job_refresh compares and sets like every status change, and keeps the job as it
+            # is when JobService cannot be reached (logged).
+            changed[job_refresh(job).status] += 1
+        refreshed = min(len(jobs), REFRESH_LIMIT)
+        unchanged = changed.pop(Status.SUBMITTED, 0)
+        outcome = ", ".join(f"{count} {status}" for status, count in sorted(changed.items()))
+        self.message_user(
+            request,
+            f"{refreshed} refreshed: {sum(changed.values())} changed"
+            + (f" ({outcome})" if outcome else "")
+            + f", {unchanged} still SUBMITTED; {skipped} skipped (not SUBMITTED).",
+            messages.SUCCESS,
+        )
+        if unchanged:
+            self.message_user(
+                request,
+                "A job still SUBMITTED is running in JobService, or JobService did not answer "
+                "(see the log).",
+                messages.INFO,
+            )
+        if len(jobs) > REFRESH_LIMIT:
+            self.message_user(
+                request,
+                f"Only the {REFRESH_LIMIT} least recently changed were refreshed; "
+                "`manage.py reconcile --refresh-after 0` refreshes any number.",
+                messages.WARNING,
+            )
+
+
+def _when(at: str | None) -> str:
+    """A history timestamp (ISO 8601, UTC) to the second; a malformed one as it is."""
+    try:
+        return datetime.fromisoformat(at).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    except (TypeError, ValueError):
+        return at or "-"

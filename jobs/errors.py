@@ -2,11 +2,16 @@
 
 import logging
 
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import DatabaseError
 from django.http import JsonResponse
 from pymongo.errors import ConnectionFailure
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,20 @@ class InputTooLarge(ApiError):
     default_detail = "The input is larger than this service accepts."
 
 
+class RequestTooLarge(ApiError):
+    # Django's own multipart limits: form fields beyond the input file (DATA_UPLOAD_MAX_*).
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = "The multipart body has more or larger form fields than this service takes."
+
+
+class BadRequest(ApiError):
+    # Any other request Django refuses as suspicious (e.g. a Host header not allowed).
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
+    default_detail = "The request was refused as malformed."
+
+
 class DownstreamUnavailable(ApiError):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_code = "downstream_unavailable"
@@ -91,6 +110,20 @@ class IdempotencyRequestInProgress(ApiError):
     status_code = status.HTTP_409_CONFLICT
     default_code = "idempotency_request_in_progress"
     default_detail = "A request with this Idempotency-Key is still being processed; retry later."
+
+
+class TooManyActiveJobs(ApiError):
+    # 429, not 409: nothing is wrong with the request or in conflict with a resource; the owner
+    # is sending more than it may have in flight, and the same request succeeds unchanged once
+    # some of its jobs finish. 429 with Retry-After is what clients already back off and retry
+    # on; a 409 would read as "change your request".
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_active_jobs"
+    default_detail = "Too many of your jobs are not final yet; retry later."
+
+    def __init__(self, detail: str | None = None, *, wait: int):
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler turns it into Retry-After
 
 
 # DRF's own exceptions, by class, under our stable codes.
@@ -148,17 +181,29 @@ def exception_handler(exc, context):
     if _database_unreachable(exc):
         logger.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
         exc = DatabaseUnavailable()
+    elif isinstance(exc, _DJANGO_TOO_LARGE):
+        exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        logger.warning("suspicious request: %s", type(exc).__name__)
+        exc = BadRequest()
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log it with the traceback, answer without leaking anything.
         logger.exception("unhandled error", exc_info=exc)
-        body = problem(status_code=500, code="internal_error", detail="Internal server error.")
-        return Response(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
+        return json_problem_response(500, "internal_error", "Internal server error.")
     detail = exc.detail if isinstance(exc.detail, str) else _flatten(exc.detail)
-    body = problem(status_code=response.status_code, code=_code_for(exc), detail=str(detail))
-    response.data = body
-    response.content_type = PROBLEM_CONTENT_TYPE
-    return response
+    answer = json_problem_response(response.status_code, _code_for(exc), str(detail))
+    # Rendered here, not by the view's negotiated renderer (the schema view's YAML, the docs'
+    # HTML): an error is problem+json everywhere. DRF's headers (WWW-Authenticate, Retry-After)
+    # are kept.
+    for name, value in response.headers.items():
+        if name.lower() != "content-type":
+            answer[name] = value
+    return answer
+
+
+# Django's multipart limits, raised while DRF parses the body (and outside DRF, in handler400).
+_DJANGO_TOO_LARGE = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
 def _database_unreachable(exc: Exception) -> bool:
@@ -176,12 +221,33 @@ def _flatten(detail) -> str:
 
 
 def json_problem_response(status_code: int, code: str, detail: str) -> JsonResponse:
-    """For errors raised outside DRF views (Django's 404/500 handlers)."""
+    """A problem document as a plain Django response, whatever the view's renderers."""
     return JsonResponse(
         problem(status_code=status_code, code=code, detail=detail),
         status=status_code,
         content_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+def handler400(request, exception=None):
+    # Django answers a SuspiciousOperation outside DRF (DisallowedHost, its multipart limits on
+    # a form) with this; the exception's text is not shown.
+    if isinstance(exception, _DJANGO_TOO_LARGE):
+        return _api_error_response(RequestTooLarge())
+    return _api_error_response(BadRequest())
+
+
+def handler403(request, exception=None):
+    return json_problem_response(403, "permission_denied", "You may not do this.")
+
+
+def csrf_failure(request, reason: str = ""):
+    """settings.CSRF_FAILURE_VIEW: the admin's forms; the API views are exempt from CSRF."""
+    return json_problem_response(403, "csrf_failed", "CSRF verification failed.")
+
+
+def _api_error_response(exc: ApiError) -> JsonResponse:
+    return json_problem_response(exc.status_code, exc.default_code, str(exc.detail))
 
 
 def handler404(request, exception=None):

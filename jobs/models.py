@@ -35,6 +35,8 @@ class Job(models.Model):
             # Owner lookups: every API read filters on (tenant_id, sub) and the id or the date.
             models.Index(fields=["tenant_id", "sub", "-created_at"], name="job_owner_created"),
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
+            # The per-owner cap on jobs not yet final counts by status (jobs/limits.py).
+            models.Index(fields=["tenant_id", "sub", "status"], name="job_owner_status"),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from django.db import connection
 from django.utils import timezone
+from pymongo import ReturnDocument
 
+from frontservice import metrics
 from jobs.models import Job
 from jobs.states import REMOTE_STATUS, Status, can_transition
 
@@ -32,6 +34,7 @@ def job_create(*, tenant_id: str, sub: str, staged_file: Path, size: int, conten
         raise
     # If enqueueing fails the job stays CREATED and is found again by its age (issue 3's
     # reconciler); the user still gets their 202 and their job id.
+    metrics.job_created()
     tasks.enqueue_orchestration(job.id)
     return job
 
@@ -54,7 +57,7 @@ def job_transition(
     """
     if not can_transition(from_status, to_status):
         raise IllegalTransition(f"{from_status} -> {to_status}")
-    applied = _record_change(
+    changed = _record_change(
         job_id,
         match={"status": from_status},
         to_status=to_status,
@@ -62,9 +65,27 @@ def job_transition(
         by=by,
         fields=fields,
     )
-    if applied:
-        logger.info("job %s %s -> %s (%s)", job_id, from_status, to_status, reason)
-    return applied
+    if changed is None:
+        return False
+    metrics.job_transitioned(from_status, to_status)
+    # One JSON line per status change (frontservice/request_log.py adds the request id).
+    logger.info(
+        "job %s %s -> %s (%s)",
+        job_id,
+        from_status,
+        to_status,
+        reason,
+        extra={
+            "event": "job_status",
+            "job_id": str(job_id),
+            "tenant": changed.get(_column("tenant_id")),
+            "from": str(from_status),
+            "to": str(to_status),
+            "reason": reason,
+            "by": by,
+        },
+    )
+    return True
 
 
 def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -> bool:
@@ -74,7 +95,7 @@ def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -
     this also compares on `updated_at`, which every change moves: of two requeues at once, one
     wins and the other sees False.
     """
-    applied = _record_change(
+    changed = _record_change(
         job.id,
         match={"status": job.status, "updated_at": job.updated_at},
         to_status=job.status,
@@ -82,6 +103,7 @@ def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -
         by=by,
         fields=fields,
     )
+    applied = changed is not None
     if applied:
         logger.info("job %s requeued in %s by %s (%s)", job.id, job.status, by, reason)
     return applied
@@ -89,8 +111,11 @@ def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -
 
 def _record_change(
     job_id: uuid.UUID, *, match: dict, to_status: str, reason: str, by: str, fields: dict | None
-) -> bool:
-    """One atomic single-document update: the fields, and the history entry that explains them."""
+) -> dict | None:
+    """One atomic single-document update: the fields, and the history entry that explains them.
+
+    Returns the job's owner as it was matched (for the log line), or None when nothing matched.
+    """
     now = timezone.now()
     changes = {"status": to_status, "updated_at": now, **(fields or {})}
     entry = {
@@ -101,7 +126,7 @@ def _record_change(
         "by": by,
     }
     pk = Job._meta.pk
-    result = _collection().update_one(
+    return _collection().find_one_and_update(
         {
             pk.column: pk.get_db_prep_value(job_id, connection),
             **{_column(name): _db_value(name, value) for name, value in match.items()},
@@ -110,8 +135,9 @@ def _record_change(
             "$set": {_column(name): _db_value(name, value) for name, value in changes.items()},
             "$push": {"history": entry},
         },
+        projection={_column("tenant_id"): 1},
+        return_document=ReturnDocument.BEFORE,
     )
-    return result.modified_count == 1
 
 
 def job_refresh(job: Job) -> Job:

@@ -3,15 +3,17 @@
 import uuid
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from jobs import errors, idempotency, services
+from jobs import errors, idempotency, limits, schema, services
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
+from jobs.throttling import OwnerRateThrottle
 from jobs.uploads import stage_request_body
 from orchestration.clients import blob_service
 from orchestration.clients.http import DownstreamError
@@ -21,8 +23,19 @@ class JobViewSet(viewsets.GenericViewSet):
     serializer_class = JobSerializer
     # Only multipart is parsed (to disk); raw bodies are streamed by jobs.uploads itself.
     parser_classes = [MultiPartParser]
+    # Per-owner rate limits (jobs/throttling.py), checked before the body is read: POST counts
+    # against the `submit` rate, status and output reads against the `read` rate.
+    throttle_classes = [OwnerRateThrottle]
+    throttle_scopes = {"create": "submit", "status": "read", "output": "read"}
+
+    def perform_content_negotiation(self, request, force=False):
+        # The output is the job's own bytes in its own content type, whatever the client's
+        # Accept says; only our JSON error documents go through DRF's renderers there.
+        return super().perform_content_negotiation(request, force=force or self.action == "output")
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Job.objects.none()  # drf-spectacular inspecting the view: no caller
         # Another owner's job is simply not found: 404, never 403, and no downstream call.
         principal = self.request.user
         return Job.objects.filter(tenant_id=principal.tenant_id, sub=principal.sub)
@@ -37,9 +50,12 @@ class JobViewSet(viewsets.GenericViewSet):
             raise errors.JobNotFound()
         return job
 
+    @extend_schema(**schema.SUBMIT)
     def create(self, request):
         # A malformed Idempotency-Key is refused before a byte of the body is read.
         key = idempotency.key_from_request(request)
+        # So is an owner at its cap of jobs not final yet (jobs/limits.py).
+        limits.check_active_jobs(owner=request.user, idempotency_key=key)
         upload = stage_request_body(request)
 
         def create_job() -> dict:
@@ -57,11 +73,13 @@ class JobViewSet(viewsets.GenericViewSet):
         )
         return Response(body, status=status_code, headers={"Location": body["links"]["status"]})
 
+    @extend_schema(**schema.STATUS)
     @action(detail=True, methods=["get"])
     def status(self, request, job_id: str):
         job = services.job_refresh(self.get_object())
         return Response(self.get_serializer(job).data)
 
+    @extend_schema(**schema.OUTPUT)
     @action(detail=True, methods=["get"])
     def output(self, request, job_id: str):
         job = services.job_refresh(self.get_object())

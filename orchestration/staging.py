@@ -43,7 +43,10 @@ def stage_stream(stream, *, chunk_size: int, max_bytes: int | None = None) -> St
     digest = hashlib.sha256()
     try:
         with path.open("wb") as out:
-            while chunk := stream.read(chunk_size):
+            # Never ask for more than one byte past the limit: a read blocks until it has all it
+            # asked for, so a larger one would wait for (and take in) bytes of a body already
+            # too large, and a client that stops sending there would get no answer at all.
+            while chunk := stream.read(_read_size(chunk_size, max_bytes, size)):
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
                     raise InputTooLarge(max_bytes)
@@ -53,6 +56,10 @@ def stage_stream(stream, *, chunk_size: int, max_bytes: int | None = None) -> St
         path.unlink(missing_ok=True)
         raise
     return StagedFile(path=path, size=size, sha256=digest.hexdigest())
+
+
+def _read_size(chunk_size: int, max_bytes: int | None, size: int) -> int:
+    return chunk_size if max_bytes is None else min(chunk_size, max_bytes + 1 - size)
 
 
 def hash_file(path: Path, *, chunk_size: int = 1024 * 1024) -> str:

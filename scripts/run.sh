@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 : "${JOB_PORT:=8102}" "${DATA_DIR:=var}"
 LOG_DIR="$DATA_DIR/log"
 mkdir -p "$LOG_DIR"
+# The metrics every process here writes and the API's /metrics adds up; empty at each start.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$DATA_DIR/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 pids=()
 
 stop_all() {

@@ -191,6 +191,9 @@ def _database_access(django_db_setup, django_db_blocker):
 def clean_downstream(stack):
     """Faults cleared before and after a test that injects them."""
     stack.clear_faults()
+    # Counters start at zero, so a test's assertions on them see only its own traffic.
+    for name in ("blob", "job"):
+        requests.post(f"{stack.urls[name]}/_control/reset-stats", timeout=5).raise_for_status()
     yield stack
     stack.clear_faults()
 
@@ -242,5 +245,8 @@ def quiet_stack(stack):
     else:
         raise AssertionError("the stack did not settle within 60 s")
     stack.clear_faults()
+    # Counters start at zero, so a test's assertions on them see only its own traffic.
+    for name in ("blob", "job"):
+        requests.post(f"{stack.urls[name]}/_control/reset-stats", timeout=5).raise_for_status()
     yield stack
     stack.clear_faults()

@@ -43,6 +43,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
     work_dir = tempfile.mkdtemp(prefix="frontservice-tests-")
     os.environ.setdefault("FRONTSERVICE_VAR_DIR", work_dir)
     os.environ.setdefault("STAGING_DIR", os.path.join(work_dir, "staging"))
+    # One host's metrics directory, shared by the stack's API and workers and the test process
+    # (frontservice/metrics.py), empty at the start of every run.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(work_dir, "metrics"))
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     # A cluster (queue) name of its own, so a run never takes another run's tasks from Redis.
     os.environ.setdefault("Q_CLUSTER_NAME", f"fs-test-{uuid.uuid4().hex[:8]}")
     # Small numbers, so the fault tests see retries, give-ups and redeliveries quickly. Set here,

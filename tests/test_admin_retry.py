@@ -5,37 +5,17 @@ those tests use the stack, whose worker runs it to the end.
 """
 
 import re
-import uuid
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import Permission
-from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
 
 from jobs.models import Job
+from tests.support.admin import JOIN_FREE_BACKEND, logged_in, staff_user
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
 
 CHANGELIST = "/admin/jobs/job/"
 RETRY = "retry_selected_jobs"
-
-
-def _staff(*, superuser: bool = False, perms: tuple[str, ...] = ()):
-    users = get_user_model().objects
-    username = f"staff-{uuid.uuid4().hex[:10]}"
-    if superuser:
-        return users.create_superuser(username, f"{username}@example.com", "not-used-here")
-    user = users.create_user(username, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=perms))
-    return user
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _retry(client: Client, *job_ids):
@@ -48,30 +28,9 @@ def _messages(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
-class JoinFreeModelBackend(ModelBackend):
-    """ModelBackend reading the same permission rows without joining the content types.
-
-    ModelBackend asks for `content_type__app_label`, which django-mongodb-backend projects as
-    `{"django_content_type": {"app_label": 1}}`; mongoeco (the embedded test database) returns
-    that literally, so every permission comes back as "1.<codename>" and a staff user who is not
-    a superuser has none. Real MongoDB is fine. Only the lookup differs; the rows are real.
-    """
-
-    def _get_permissions(self, user_obj, obj, from_name):
-        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
-            return set()
-        cache = f"_{from_name}_perm_cache"
-        if not hasattr(user_obj, cache):
-            perms = getattr(self, f"_get_{from_name}_permissions")(user_obj)
-            app_labels = dict(ContentType.objects.values_list("pk", "app_label"))
-            granted = perms.values_list("content_type", "codename")
-            setattr(user_obj, cache, {f"{app_labels[ct]}.{name}" for ct, name in granted})
-        return getattr(user_obj, cache)
-
-
 @pytest.fixture
 def granted_permissions_work(settings):
-    settings.AUTHENTICATION_BACKENDS = [f"{__name__}.JoinFreeModelBackend"]
+    settings.AUTHENTICATION_BACKENDS = [JOIN_FREE_BACKEND]
 
 
 @pytest.fixture
@@ -86,9 +45,9 @@ def test_a_superuser_retries_a_submitted_error_job_and_it_completes(quiet_stack,
     job_id = submit(stack, alice, b"from the admin")["id"]
     wait_for_stored_status(job_id, {"SUBMITTED_ERROR"})
     done = Job.objects.create(tenant_id=alice.tenant_id, sub=alice.sub, status="EXECUTION_ERROR")
-    admin = _staff(superuser=True)
+    admin = staff_user(superuser=True)
 
-    response = _retry(_client(admin), job_id, done.id)
+    response = _retry(logged_in(admin), job_id, done.id)
 
     assert response.status_code == 200
     assert _messages(response) == [
@@ -105,7 +64,7 @@ def test_a_superuser_retries_a_submitted_error_job_and_it_completes(quiet_stack,
 
 
 def test_a_staff_user_without_permissions_gets_403(failed_job):
-    client = _client(_staff())
+    client = logged_in(staff_user())
 
     assert client.get(CHANGELIST).status_code == 403
     retry = client.post(CHANGELIST, {"action": RETRY, "_selected_action": [str(failed_job.id)]})
@@ -117,7 +76,7 @@ def test_a_staff_user_without_permissions_gets_403(failed_job):
 def test_a_user_who_may_only_view_jobs_is_not_offered_the_retry(
     granted_permissions_work, failed_job
 ):
-    client = _client(_staff(perms=("view_job",)))
+    client = logged_in(staff_user(perms=("view_job",)))
 
     page = client.get(CHANGELIST)
     assert page.status_code == 200
@@ -131,10 +90,10 @@ def test_a_user_who_may_only_view_jobs_is_not_offered_the_retry(
     assert failed_job.status == "SUBMITTED_ERROR" and failed_job.history == []
 
 
-def test_a_user_with_the_change_permission_is_offered_only_the_retry(
+def test_a_user_with_the_change_permission_is_offered_the_retry_but_no_delete(
     granted_permissions_work, alice
 ):
-    client = _client(_staff(perms=("view_job", "change_job")))
+    client = logged_in(staff_user(perms=("view_job", "change_job")))
     final = Job.objects.create(tenant_id=alice.tenant_id, sub=alice.sub, status="EXECUTION_ERROR")
 
     page = client.get(CHANGELIST)
@@ -151,7 +110,7 @@ def test_a_user_with_the_change_permission_is_offered_only_the_retry(
 
 
 def test_the_change_page_shows_a_job_and_edits_nothing(failed_job):
-    client = _client(_staff(superuser=True))
+    client = logged_in(staff_user(superuser=True))
     url = reverse("admin:jobs_job_change", args=[failed_job.pk])
 
     page = client.get(url)

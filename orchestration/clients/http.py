@@ -14,6 +14,8 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from frontservice.metrics import timed_downstream
+
 # Error messages end up in logs and job records; downstream text is clipped so a misbehaving
 # service cannot flood them.
 MESSAGE_LIMIT = 200
@@ -98,6 +100,7 @@ def service_url(base: str, *segments: str) -> str:
     return "/".join([base.rstrip("/"), *(quote(s, safe="") for s in segments)])
 
 
+@timed_downstream  # latency and outcome of every downstream call (frontservice/metrics.py)
 def send(service: str, method: str, url: str, **kwargs: Any) -> requests.Response:
     """Send one request with the configured timeouts and no redirects; transport errors raise."""
     try:

@@ -175,7 +175,9 @@ def test_a_task_outliving_the_grace_period_is_killed_and_delivered_again(quiet_s
     requests.post(f"{stack.urls['job']}/_control/reset-stats", timeout=5)
     stack.stop("worker")
     stack.start("worker", Q_STOP_GRACE="1")
-    stack.faults("blob", delay=2.5, methods=["PUT"])
+    # Every upload attempt waits 2.9 s and fails with a 503, so the task retries until its
+    # deadline: about 6 s, far past the 1 s grace.
+    stack.faults("blob", delay=2.9, fail_rate=1.0, status=503, methods=["PUT"])
     job_id = submit(stack, alice, b"too slow to stop")["id"]
     worker_pid_running(stack.processes["worker"].log_path, job_id)
 
@@ -186,6 +188,7 @@ def test_a_task_outliving_the_grace_period_is_killed_and_delivered_again(quiet_s
     stack.start("worker")
     _bring_back_lost_tasks()
 
-    assert stopped_after < 2.0
+    # Killed at the grace, not after the task (slack for a loaded machine).
+    assert stopped_after < 4.0
     wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
     _assert_once_downstream(stack, job_id, b"TOO SLOW TO STOP")

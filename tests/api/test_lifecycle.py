@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import uuid
 from pathlib import Path
 
 import requests
@@ -152,3 +153,18 @@ def test_a_killed_pusher_is_replaced_and_carries_no_mongo_client_across_the_fork
 
     # PyMongo warns in a child that uses a client its parent opened before forking.
     assert "opened before fork" not in log_path.read_text()
+
+
+def test_output_is_served_in_its_own_type_whatever_the_accept_header(stack, alice):
+    job_id = submit(stack, alice, b"a,b", **{"Content-Type": "text/csv"})["id"]
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})
+    csv_only = {**alice.headers, "Accept": "text/csv"}
+
+    output = requests.get(f"{stack.api}/api/v1/job/{job_id}/output", headers=csv_only, timeout=30)
+    missing = requests.get(
+        f"{stack.api}/api/v1/job/{uuid.uuid4()}/output", headers=csv_only, timeout=30
+    )
+
+    assert output.status_code == 200 and output.content == b"A,B"
+    assert output.headers["Content-Type"] == "text/csv"
+    assert missing.status_code == 404 and missing.json()["code"] == "job_not_found"

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_q.cluster import Cluster
 
+from frontservice.metrics import serve_worker_metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -66,5 +68,6 @@ class Command(BaseCommand):
     help = "Run a django-q2 cluster that stops within Q_STOP_GRACE seconds of SIGTERM/SIGINT."
 
     def handle(self, *args, **options):
+        serve_worker_metrics()  # only with WORKER_METRICS_PORT (a worker host of its own)
         cluster = GracefulCluster(grace=settings.Q_STOP_GRACE)
         cluster.start()

@@ -1,0 +1,328 @@
+"""The OpenAPI description of the API (drf-spectacular), kept beside the code it describes.
+
+The views carry `@extend_schema(**schema.SUBMIT)` and the like; `describe_errors` (a
+postprocessing hook, settings.SPECTACULAR_SETTINGS) puts the table of every problem code into
+the schema's description. Served at /api/schema/, shown at /api/docs/ (frontservice/urls.py).
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+from jobs import errors
+from jobs.serializers import JobSerializer
+
+PROBLEM = errors.PROBLEM_CONTENT_TYPE
+
+
+class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
+    """jobs.authentication.JWTAuthentication as the `bearerAuth` security scheme."""
+
+    target_class = "jobs.authentication.JWTAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": (
+                "A JWT signed with the configured key and algorithm, carrying `exp`, `aud`, "
+                "`sub` and the tenant claim. A job belongs to its (tenant, `sub`)."
+            ),
+        }
+
+
+class ProblemDetailsSerializer(serializers.Serializer):
+    """An error: RFC 9457 problem details, sent as `application/problem+json`."""
+
+    type = serializers.CharField(help_text="`urn:frontservice:problem:<code>`.")
+    title = serializers.CharField(help_text="The HTTP status phrase, e.g. `Not Found`.")
+    status = serializers.IntegerField(help_text="The HTTP status code of the response.")
+    detail = serializers.CharField(help_text="What went wrong, for a person to read.")
+    code = serializers.CharField(
+        help_text="Stable and machine-readable; the API description lists every code."
+    )
+
+
+class JobInputSerializer(serializers.Serializer):
+    """A job's input sent as a multipart form."""
+
+    input = serializers.FileField(help_text="The input; the part's Content-Type is kept.")
+
+
+# Problem codes that no ApiError class names: raised by DRF, by authentication or by Django's
+# own error handlers (jobs/errors.py). ApiError subclasses describe themselves.
+OTHER_PROBLEMS: dict[str, tuple[int, str]] = {
+    "malformed_request": (400, "The multipart body cannot be parsed."),
+    "not_authenticated": (401, "No `Authorization: Bearer <token>` header."),
+    "invalid_header": (401, "The Authorization header is not `Bearer <token>`."),
+    "invalid_token": (401, "The token is not valid (signature, algorithm, `aud`, `iss`, ...)."),
+    "token_expired": (401, "The token has expired."),
+    "missing_claims": (401, "The token lacks a non-empty `sub` or tenant claim."),
+    "permission_denied": (403, "Not allowed (outside the job API)."),
+    "csrf_failed": (403, "A form outside the job API (the admin) without a valid CSRF token."),
+    "not_found": (404, "No such URL."),
+    "method_not_allowed": (405, "The URL does not take this method; `Allow` lists those it does."),
+    "not_acceptable": (406, "`Accept` names no media type the endpoint answers with."),
+    "unsupported_media_type": (415, "Not answered today: every endpoint takes any media type."),
+    "rate_limited": (429, "Too many requests; retry after `Retry-After` seconds."),
+    "internal_error": (500, "An unexpected error; it is logged, and nothing of it is shown."),
+}
+
+
+def problem_catalogue() -> dict[str, tuple[int, str]]:
+    """Every problem code: (HTTP status, when it is answered)."""
+    catalogue = dict(OTHER_PROBLEMS)
+    pending = list(errors.ApiError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        catalogue[cls.default_code] = (cls.status_code, str(cls.default_detail))
+    return catalogue
+
+
+def _problem(*codes: str, description: str = "") -> OpenApiResponse:
+    """A problem+json response answered with these codes, one example for each."""
+    catalogue = problem_catalogue()
+    examples = []
+    for code in codes:
+        status_code, detail = catalogue[code]
+        examples.append(
+            OpenApiExample(
+                code, value=errors.problem(status_code=status_code, code=code, detail=detail)
+            )
+        )
+    listed = ", ".join(f"`{code}`" for code in codes)
+    return OpenApiResponse(
+        ProblemDetailsSerializer,
+        description=f"{description} Codes: {listed}." if description else f"Codes: {listed}.",
+        examples=examples,
+    )
+
+
+def _by_status(responses: dict) -> dict:
+    """Responses in status order, as the docs list them. Later keys win: spread the common
+    problems first, then what the operation answers differently."""
+    return dict(sorted(responses.items()))
+
+
+# Answered by every job endpoint.
+_COMMON_PROBLEMS = {
+    (400, PROBLEM): _problem(
+        "bad_request", description="Refused as suspicious, e.g. a `Host` that is not served."
+    ),
+    (401, PROBLEM): _problem(
+        "not_authenticated",
+        "invalid_header",
+        "invalid_token",
+        "token_expired",
+        "missing_claims",
+        description="No valid bearer token; `WWW-Authenticate` says which.",
+    ),
+    (406, PROBLEM): _problem("not_acceptable", description="`Accept` excludes JSON."),
+    (429, PROBLEM): _problem("rate_limited", description="Too many requests; see `Retry-After`."),
+    (500, PROBLEM): _problem("internal_error", description="An unexpected error."),
+    (503, PROBLEM): _problem(
+        "database_unavailable", description="The database is down; retry later."
+    ),
+}
+
+# Response headers of the error responses every job endpoint can give.
+_COMMON_HEADERS = [
+    OpenApiParameter(
+        "WWW-Authenticate",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[401],
+        description='`Bearer realm="frontservice"`, with `error="..."` when a token was sent.',
+    ),
+    OpenApiParameter(
+        "Retry-After",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=[429, 503],
+        description="Seconds to wait before retrying, when the service can tell.",
+    ),
+]
+
+_JOB_ID = OpenApiParameter(
+    "job_id",
+    OpenApiTypes.UUID,
+    OpenApiParameter.PATH,
+    description="The job's id. Another owner's job, or a malformed id, is 404 `job_not_found`.",
+)
+
+SUBMIT = {
+    "operation_id": "job_submit",
+    "tags": ["jobs"],
+    "summary": "Submit a job",
+    "description": (
+        "The input is the raw request body (any media type; `Content-Length` or chunked) or "
+        "a `multipart/form-data` file field named `input`. It is staged on disk and the job "
+        "recorded; the answer comes at once, before the job runs. Poll `Location`."
+    ),
+    "request": {
+        "*/*": OpenApiTypes.BINARY,
+        "multipart/form-data": JobInputSerializer,
+    },
+    "parameters": [
+        OpenApiParameter(
+            "Idempotency-Key",
+            {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            OpenApiParameter.HEADER,
+            description=(
+                "Makes retrying safe: a repeat of the same request (same input bytes and "
+                "Content-Type) by the same owner gets the first answer, never a second job. "
+                "1-255 visible ASCII characters, e.g. a UUID; remembered for 24 h by default."
+            ),
+        ),
+        OpenApiParameter(
+            "Location",
+            OpenApiTypes.URI,
+            OpenApiParameter.HEADER,
+            response=[202],
+            description="The job's status URL (`links.status`).",
+        ),
+        *_COMMON_HEADERS,
+    ],
+    "responses": _by_status(
+        {
+            **_COMMON_PROBLEMS,
+            (202, "application/json"): OpenApiResponse(
+                JobSerializer,
+                description=(
+                    "Accepted: the job, in `CREATED`. A repeat with the same `Idempotency-Key` "
+                    "gets this same answer again."
+                ),
+                examples=[
+                    OpenApiExample(
+                        "accepted",
+                        value={
+                            "id": "5fae24ed-11a1-4c0d-a1d4-76da377c6978",
+                            "status": "CREATED",
+                            "created_at": "2026-01-05T10:00:00.000000Z",
+                            "updated_at": "2026-01-05T10:00:00.000000Z",
+                            "error": None,
+                            "links": {
+                                "status": "https://frontservice.example/api/v1/job/"
+                                "5fae24ed-11a1-4c0d-a1d4-76da377c6978/status",
+                                "output": "https://frontservice.example/api/v1/job/"
+                                "5fae24ed-11a1-4c0d-a1d4-76da377c6978/output",
+                            },
+                        },
+                    )
+                ],
+            ),
+            (400, PROBLEM): _problem(
+                "empty_input",
+                "missing_input",
+                "invalid_idempotency_key",
+                "malformed_request",
+                "bad_request",
+            ),
+            (409, PROBLEM): _problem(
+                "idempotency_request_in_progress",
+                description="The first request with this `Idempotency-Key` is not answered yet.",
+            ),
+            (411, PROBLEM): _problem(
+                "length_required", description="Neither `Content-Length` nor a chunked body."
+            ),
+            (413, PROBLEM): _problem(
+                "input_too_large",
+                "request_too_large",
+                description="A declared length over the limit is refused before the body is read.",
+            ),
+            (422, PROBLEM): _problem(
+                "idempotency_key_reused",
+                description="This `Idempotency-Key` was used for a different request.",
+            ),
+            (429, PROBLEM): _problem(
+                "rate_limited",
+                "too_many_active_jobs",
+                description="Too many requests, or too many of your jobs still running; see "
+                "`Retry-After`.",
+            ),
+        }
+    ),
+}
+
+STATUS = {
+    "operation_id": "job_status",
+    "tags": ["jobs"],
+    "summary": "A job's status",
+    "description": (
+        "The job document. A `SUBMITTED` job is refreshed from JobService first (when it "
+        "cannot be reached, the last known status is answered); other states are answered "
+        "from the database."
+    ),
+    "parameters": [_JOB_ID, *_COMMON_HEADERS],
+    "responses": _by_status(
+        {
+            **_COMMON_PROBLEMS,
+            (200, "application/json"): OpenApiResponse(JobSerializer, description="The job."),
+            (404, PROBLEM): _problem("job_not_found", description="No such job of yours."),
+        }
+    ),
+}
+
+OUTPUT = {
+    "operation_id": "job_output",
+    "tags": ["jobs"],
+    "summary": "A job's output",
+    "description": (
+        "The output of an `EXECUTION_COMPLETED` job, streamed from BlobService with its own "
+        "`Content-Type` (that of the input) and `Content-Length`."
+    ),
+    "parameters": [
+        _JOB_ID,
+        OpenApiParameter(
+            "Content-Length",
+            OpenApiTypes.INT,
+            OpenApiParameter.HEADER,
+            response=[200],
+            description="The output's size in bytes.",
+        ),
+        *_COMMON_HEADERS,
+    ],
+    "responses": _by_status(
+        {
+            **_COMMON_PROBLEMS,
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The output bytes, in the input's media type."
+            ),
+            (404, PROBLEM): _problem(
+                "job_not_found",
+                "output_not_ready",
+                "job_failed",
+                description="No output: no such job of yours, not finished yet, or failed.",
+            ),
+            (502, PROBLEM): _problem(
+                "downstream_unavailable", description="BlobService did not deliver the output."
+            ),
+        }
+    ),
+}
+
+
+_INTRO = """\
+Submit a job's input, poll its status, fetch its output. Every job endpoint needs
+`Authorization: Bearer <JWT>` (use "Authorize"), and a job is only ever visible to its owner
+(tenant, `sub`): another owner's job is 404 `job_not_found`.
+
+Every error is `application/problem+json` (RFC 9457) with a stable `code`:
+
+```json
+{"type": "urn:frontservice:problem:job_not_found", "title": "Not Found", "status": 404,
+ "detail": "No such job.", "code": "job_not_found"}
+```
+"""
+
+
+def describe_errors(result: dict, generator, request, public) -> dict:
+    """Postprocessing hook: the introduction and the table of every problem code."""
+    rows = sorted(problem_catalogue().items(), key=lambda item: (item[1][0], item[0]))
+    table = "\n".join(f"| {status} | `{code}` | {when} |" for code, (status, when) in rows)
+    result["info"]["description"] = f"{_INTRO}\n| status | code | when |\n|---|---|---|\n{table}\n"
+    return result

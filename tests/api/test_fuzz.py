@@ -1,0 +1,82 @@
+"""Schema-driven fuzzing: schemathesis sends what the schema describes to the running stack.
+
+Every answer must be no 5xx, with a status, a media type and a body the schema describes.
+Bounded (examples per operation, fixed seed) so it takes seconds; its inputs are the few bytes
+Hypothesis generates, so the jobs it makes are small.
+
+Hypothesis drives schemathesis's strategies directly: schemathesis's own pytest integration
+(`schema.parametrize()`) does not run on the pytest this project uses (it sets
+`Node._nodeid`, which pytest 9 no longer has).
+"""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support.api import submit, wait_for_status
+
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    content_type_conformance,
+]
+BOUNDS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,  # the same cases every run
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def _operations(stack) -> list:
+    schema = schemathesis.openapi.from_url(f"{stack.api}/api/schema/?format=json", timeout=30)
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_the_api_answers_as_its_schema_says(stack, alice, mode):
+    operations = _operations(stack)
+    assert {operation.label for operation in operations} == {
+        "POST /api/v1/job",
+        "GET /api/v1/job/{job_id}/status",
+        "GET /api/v1/job/{job_id}/output",
+    }
+
+    for operation in operations:
+
+        @BOUNDS
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def answers_as_described(case):
+            case.call_and_validate(headers=alice.headers, checks=CHECKS, timeout=30)
+
+        answers_as_described()
+
+
+def test_real_jobs_are_answered_as_described(stack, alice):
+    # Random ids only ever meet 404s: these are the 200s, of a job that completed and of one
+    # that failed (its `error` object), and the 404s of one that is not done.
+    done = submit(stack, alice, b"fuzz me")["id"]
+    failed = submit(stack, alice, b"#fail fuzz me")["id"]
+    wait_for_status(stack, alice, done, {"EXECUTION_COMPLETED"})
+    wait_for_status(stack, alice, failed, {"EXECUTION_ERROR"})
+    running = submit(stack, alice, b"not done yet")["id"]
+    reads = [op for op in _operations(stack) if op.method.upper() == "GET"]
+
+    for job_id in (done, failed, running):
+        for operation in reads:
+
+            @settings(BOUNDS, max_examples=3)
+            @given(case=operation.as_strategy(path_parameters={"job_id": job_id}))
+            def answers_as_described(case):
+                case.call_and_validate(headers=alice.headers, checks=CHECKS, timeout=30)
+
+            answers_as_described()

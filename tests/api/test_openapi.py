@@ -1,0 +1,233 @@
+"""GET /api/schema/ and /api/docs/: the OpenAPI schema generated from the code, and its docs."""
+
+import re
+from io import StringIO
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.urls import URLPattern
+from drf_spectacular.validation import validate_schema
+
+from jobs import errors, urls
+from jobs.schema import problem_catalogue
+
+PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
+# Every status each operation can answer; each error one is a problem document.
+EXPECTED_STATUSES = {
+    ("/api/v1/job", "post"): {202, 400, 401, 406, 409, 411, 413, 422, 429, 500, 503},
+    ("/api/v1/job/{job_id}/status", "get"): {200, 400, 401, 404, 406, 429, 500, 503},
+    ("/api/v1/job/{job_id}/output", "get"): {200, 400, 401, 404, 406, 429, 500, 502, 503},
+}
+
+
+@pytest.fixture(scope="module")
+def schema(stack) -> dict:
+    response = requests.get(f"{stack.api}/api/schema/", params={"format": "json"}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    return response.json()
+
+
+def _operation(schema: dict, path: str, method: str) -> dict:
+    return schema["paths"][path][method]
+
+
+def _api_paths() -> set[tuple[str, str]]:
+    """(path, method) of every route in jobs/urls.py, in OpenAPI's notation."""
+    found = set()
+    for pattern in urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        path = "/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+        for method in pattern.callback.actions:
+            found.add((path, method))
+    return found
+
+
+def test_it_is_a_valid_openapi_3_document_served_without_a_token(schema):
+    validate_schema(schema)  # against the OpenAPI 3.0 JSON Schema that drf-spectacular ships
+
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "FrontService API"
+
+
+def test_it_is_generated_without_warnings():
+    # drf-spectacular warns where it has to guess (an untyped field, an unknown parameter): a
+    # new endpoint or field that is not described fails here.
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=StringIO())
+
+
+def test_it_describes_every_route_of_the_api(schema):
+    documented = {
+        (path, method)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+    assert documented == _api_paths() == set(EXPECTED_STATUSES)
+
+
+def test_every_operation_needs_a_bearer_jwt(schema):
+    assert schema["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": schema["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+    for path, method in EXPECTED_STATUSES:
+        assert _operation(schema, path, method)["security"] == [{"bearerAuth": []}]
+
+
+def test_every_error_response_is_a_problem_document(schema):
+    for (path, method), statuses in EXPECTED_STATUSES.items():
+        responses = _operation(schema, path, method)["responses"]
+        assert {int(status) for status in responses} == statuses, (path, method)
+        for status, response in responses.items():
+            if int(status) < 400:
+                continue
+            assert response["content"] == {
+                "application/problem+json": {
+                    "schema": PROBLEM_REF,
+                    "examples": response["content"]["application/problem+json"]["examples"],
+                }
+            }, (path, method, status)
+    problem = schema["components"]["schemas"]["ProblemDetails"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+
+
+def _codes(schema: dict, path: str, method: str, status: int) -> set[str]:
+    response = _operation(schema, path, method)["responses"][str(status)]
+    examples = response["content"]["application/problem+json"]["examples"].values()
+    return {example["value"]["code"] for example in examples}
+
+
+def test_each_error_response_names_its_codes(schema):
+    submit, output = ("/api/v1/job", "post"), ("/api/v1/job/{job_id}/output", "get")
+
+    assert _codes(schema, *submit, 400) == {
+        "empty_input",
+        "missing_input",
+        "invalid_idempotency_key",
+        "malformed_request",
+        "bad_request",
+    }
+    assert _codes(schema, *submit, 413) == {"input_too_large", "request_too_large"}
+    assert _codes(schema, *submit, 429) == {"rate_limited", "too_many_active_jobs"}
+    assert _codes(schema, *output, 404) == {"job_not_found", "output_not_ready", "job_failed"}
+    assert _codes(schema, *output, 502) == {"downstream_unavailable"}
+    assert _codes(schema, "/api/v1/job/{job_id}/status", "get", 404) == {"job_not_found"}
+    for path, method in EXPECTED_STATUSES:
+        assert "token_expired" in _codes(schema, path, method, 401)
+
+
+def test_the_error_examples_are_what_the_api_sends(schema):
+    for (path, method), statuses in EXPECTED_STATUSES.items():
+        for status in statuses - {200, 202}:
+            response = _operation(schema, path, method)["responses"][str(status)]
+            for example in response["content"]["application/problem+json"]["examples"].values():
+                value = example["value"]
+                assert value == errors.problem(
+                    status_code=status, code=value["code"], detail=value["detail"]
+                )
+
+
+def test_the_description_lists_every_problem_code(schema):
+    description = schema["info"]["description"]
+
+    for code, (status, _) in problem_catalogue().items():
+        assert f"| {status} | `{code}` |" in description
+    # Every ApiError subclass is in the catalogue, including ones added later.
+    pending = list(errors.ApiError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        assert f"`{cls.default_code}`" in description
+
+
+def test_submit_takes_a_raw_body_or_a_multipart_input_field(schema):
+    body = _operation(schema, "/api/v1/job", "post")["requestBody"]["content"]
+
+    assert body["*/*"]["schema"] == {"type": "string", "format": "binary"}
+    multipart = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    form = schema["components"]["schemas"][multipart]
+    assert form["properties"]["input"] == {
+        "type": "string",
+        "format": "binary",
+        "description": form["properties"]["input"]["description"],
+    }
+    assert form["required"] == ["input"]
+
+
+def test_submit_describes_idempotency_key_and_location(schema):
+    operation = _operation(schema, "/api/v1/job", "post")
+
+    (key,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    assert key["in"] == "header" and not key.get("required")
+    assert key["schema"]["maxLength"] == 255 and key["schema"]["minLength"] == 1
+    accepted = operation["responses"]["202"]
+    assert accepted["headers"]["Location"]["schema"] == {"type": "string", "format": "uri"}
+    assert accepted["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Job"}
+
+
+def test_retry_after_and_www_authenticate_are_described(schema):
+    for path, method in EXPECTED_STATUSES:
+        responses = _operation(schema, path, method)["responses"]
+        assert "Retry-After" in responses["429"]["headers"]
+        assert "Retry-After" in responses["503"]["headers"]
+        assert "WWW-Authenticate" in responses["401"]["headers"]
+
+
+def test_output_is_binary_of_any_media_type(schema):
+    operation = _operation(schema, "/api/v1/job/{job_id}/output", "get")
+
+    assert operation["responses"]["200"]["content"] == {
+        "*/*": {"schema": {"type": "string", "format": "binary"}}
+    }
+    (job_id,) = operation["parameters"][:1]
+    assert job_id["in"] == "path" and job_id["schema"] == {"type": "string", "format": "uuid"}
+
+
+def test_the_job_document_is_described_exactly(schema):
+    job = schema["components"]["schemas"]["Job"]
+
+    assert set(job["properties"]) == {"id", "status", "created_at", "updated_at", "error", "links"}
+    statuses = schema["components"]["schemas"]["JobStatus"]["enum"]
+    assert "EXECUTION_COMPLETED" in statuses and "STORED_ERROR" in statuses
+    assert job["properties"]["error"]["nullable"] is True
+
+
+def test_it_is_served_as_yaml_by_default(stack):
+    response = requests.get(f"{stack.api}/api/schema/", timeout=30)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert response.text.startswith("openapi: 3.")
+
+
+def test_schema_and_docs_ignore_a_bad_token(stack):
+    # Public on purpose (README "API schema"): no authentication is even attempted.
+    headers = {"Authorization": "Bearer not-a-token"}
+
+    for path in ("/api/schema/", "/api/docs/"):
+        assert requests.get(f"{stack.api}{path}", headers=headers, timeout=30).status_code == 200
+
+
+def test_the_docs_page_and_its_assets_are_served_locally(stack):
+    page = requests.get(f"{stack.api}/api/docs/", timeout=30)
+
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets, page.text
+    # No CDN: every asset is one of ours, and the page names no other host.
+    assert all(asset.startswith("/static/") for asset in assets), assets
+    assert "//" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', page.text))
+    assert '"/api/schema/"' in page.text
+    for asset in assets:
+        response = requests.get(f"{stack.api}{asset}", timeout=30)
+        assert response.status_code == 200, asset
+        assert response.content
+    bundle = next(asset for asset in assets if asset.endswith("swagger-ui-bundle.js"))
+    response = requests.get(f"{stack.api}{bundle}", timeout=30)
+    assert "javascript" in response.headers["Content-Type"]

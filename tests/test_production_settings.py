@@ -1,0 +1,175 @@
+"""FRONTSERVICE_ENV=production: the settings refuse to load without real secrets, and are safe.
+
+Each case loads the settings in a new process with exactly the environment it describes.
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+# Everything these tests decide; the rest of the environment (database, staging) is inherited.
+_DECIDED = ("FRONTSERVICE_ENV", "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS")
+_DECIDED_PREFIXES = ("JWT_", "DJANGO_SECURE_")
+
+PRODUCTION = {
+    "FRONTSERVICE_ENV": "production",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "JWT_SIGNING_KEY": secrets.token_urlsafe(40),
+    "JWT_AUDIENCE": "https://api.example.com",
+    "DJANGO_ALLOWED_HOSTS": "api.example.com",
+}
+REQUIRED = ["DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "JWT_AUDIENCE", "DJANGO_ALLOWED_HOSTS"]
+
+HEADERS_SCRIPT = """
+import django
+django.setup()
+from django.test import Client
+client = Client()
+secure = client.get("/healthz", secure=True)
+for name in ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
+             "Referrer-Policy", "Cross-Origin-Opener-Policy"):
+    print(f"{name}: {secure.headers.get(name)}")
+print("plain /healthz:", client.get("/healthz").status_code)
+plain_api = client.post("/api/v1/job", data=b"x", content_type="text/plain")
+print("plain /api/v1/job:", plain_api.status_code, plain_api.headers.get("Location"))
+"""
+
+
+def _run(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name.removesuffix("_FILE") not in _DECIDED and not name.startswith(_DECIDED_PREFIXES)
+    }
+    env.update(DJANGO_SETTINGS_MODULE="frontservice.settings", **environment)
+    return subprocess.run(
+        [sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
+def _setup(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    return _run(environment, "-c", "import django; django.setup()")
+
+
+def _refusal(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0, "the settings loaded"
+    assert "ImproperlyConfigured" in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_development_needs_nothing():
+    result = _setup({})
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_starts_with_every_setting_given():
+    result = _setup(PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_names_every_missing_variable_at_once():
+    message = _refusal(_setup({"FRONTSERVICE_ENV": "production"}))
+
+    for name in REQUIRED:
+        assert f"{name} must be set" in message
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_production_refuses_each_missing_variable(missing):
+    environment = {name: value for name, value in PRODUCTION.items() if name != missing}
+
+    message = _refusal(_setup(environment))
+
+    assert f"{missing} must be set" in message
+    for name in set(REQUIRED) - {missing}:
+        assert name not in message
+
+
+def test_production_refuses_the_development_values_of_env_example():
+    example = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if value and name.startswith(("DJANGO_", "JWT_")):
+            example[name] = value
+
+    message = _refusal(_setup({**example, "FRONTSERVICE_ENV": "production"}))
+
+    assert "DJANGO_SECRET_KEY is a development value" in message
+    assert "JWT_SIGNING_KEY is a development value" in message
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must be off"),
+        ({"DJANGO_SECRET_KEY": "short-but-not-a-dev-value"}, "DJANGO_SECRET_KEY must be at least"),
+        ({"JWT_SIGNING_KEY": "sixteen-bytes-!!"}, "JWT_SIGNING_KEY must be at least 32 bytes"),
+        ({"DJANGO_ALLOWED_HOSTS": "*"}, "DJANGO_ALLOWED_HOSTS must name the hosts"),
+        ({"JWT_ALGORITHM": "RS256", "JWT_SIGNING_KEY": ""}, "JWT_VERIFYING_KEY"),
+        (
+            {"JWT_ALGORITHM": "RS256", "JWT_JWKS_URL": "http://idp.example.com/jwks"},
+            "JWT_JWKS_URL must be https://",
+        ),
+    ],
+)
+def test_production_refuses_unsafe_values(override, named):
+    message = _refusal(_setup({**PRODUCTION, **override}))
+
+    assert named in message
+
+
+def test_production_reads_secrets_from_files(tmp_path):
+    environment = dict(PRODUCTION)
+    for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY"):
+        (tmp_path / name).write_text(environment.pop(name) + "\n")
+        environment[f"{name}_FILE"] = str(tmp_path / name)
+
+    result = _setup(environment)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_passes_the_deploy_checks_but_hsts_preload():
+    result = _run(PRODUCTION, "manage.py", "check", "--deploy")
+
+    assert result.returncode == 0, result.stderr
+    # Preloading HSTS is a promise about the whole domain, made by its owner (README).
+    warnings = sorted(set(_deploy_warnings(result.stderr)))
+    assert warnings == ["security.W021"], result.stderr
+
+
+def test_production_with_hsts_preload_passes_every_deploy_check():
+    environment = {**PRODUCTION, "DJANGO_SECURE_HSTS_PRELOAD": "true"}
+
+    result = _run(environment, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def _deploy_warnings(output: str) -> list[str]:
+    return [part.split(")")[0] for part in output.split("(")[1:] if part.startswith("security.")]
+
+
+def test_production_sends_the_security_headers_and_redirects_plain_http():
+    environment = {**PRODUCTION, "DJANGO_ALLOWED_HOSTS": "testserver"}
+
+    result = _run(environment, "-c", HEADERS_SCRIPT)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Strict-Transport-Security: max-age=31536000; includeSubDomains" in lines
+    assert "X-Content-Type-Options: nosniff" in lines
+    assert "X-Frame-Options: DENY" in lines
+    assert "Referrer-Policy: same-origin" in lines
+    assert "Cross-Origin-Opener-Policy: same-origin" in lines
+    # Health checks speak plain HTTP to the process; everything else is sent to HTTPS.
+    assert "plain /healthz: 200" in lines
+    assert "plain /api/v1/job: 301 https://testserver/api/v1/job" in lines
