@@ -131,3 +131,33 @@ def test_an_unknown_url_is_a_json_404(stack, alice):
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_huge_headers_are_refused_before_anything_is_stored(stack, alice):
+    jobs_before = Job.objects.filter(tenant_id=alice.tenant_id, sub=alice.sub).count()
+
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        data=b"input",
+        headers={**alice.headers, "X-Padding": "x" * 64 * 1024},
+        timeout=30,
+    )
+
+    # gunicorn refuses it itself (limit_request_field_size), before Django sees the request.
+    assert response.status_code in (400, 431)
+    assert Job.objects.filter(tenant_id=alice.tenant_id, sub=alice.sub).count() == jobs_before
+    assert _staging_tmp_files() == []
+
+
+def test_a_body_that_is_invalid_json_is_still_just_an_input(stack, alice):
+    # The API never parses the input: any bytes in any content type are a job's input.
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        data=b'{"not": json',
+        headers={**alice.headers, "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 202
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.content_type == "application/json" and job.input_size == 12
