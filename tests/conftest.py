@@ -85,6 +85,19 @@ def wait_for_log(process: ManagedProcess, text: str, timeout: float = 30) -> Non
         time.sleep(0.05)
 
 
+def mongo_argv(port: int, path: Path) -> list[str]:
+    """An embedded MongoDB of a test's own, on a SQLite file (so it survives a restart)."""
+    return [
+        sys.executable,
+        "-m",
+        "frontservice.embedded_mongo",
+        "--port",
+        str(port),
+        "--path",
+        str(path),
+    ]
+
+
 def api_argv(port: int) -> list[str]:
     return [
         sys.executable,

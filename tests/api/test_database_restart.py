@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from orchestration import staging
-from tests.conftest import REPO, Stack, api_argv
+from tests.conftest import REPO, Stack, api_argv, mongo_argv
 from tests.support.processes import free_port
 
 JOBS = 6
@@ -33,15 +33,7 @@ def own_database_stack(stack, tmp_path):
     own = Stack(env=env, data_dir=tmp_path, urls=urls, mongo_port=mongo_port)
     python = sys.executable
     own.argv = {
-        "mongo": [
-            python,
-            "-m",
-            "frontservice.embedded_mongo",
-            "--port",
-            str(mongo_port),
-            "--path",
-            str(tmp_path / "mongo.sqlite3"),
-        ],
+        "mongo": mongo_argv(mongo_port, tmp_path / "mongo.sqlite3"),
         "api": api_argv(api_port),
         "worker": stack.argv["worker"],
     }

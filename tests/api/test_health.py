@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import REPO, Stack, api_argv
+from tests.conftest import REPO, Stack, api_argv, mongo_argv
 from tests.support.private_api import private_api
 from tests.support.processes import free_port
 
@@ -57,15 +57,7 @@ def own_database_stack(stack, tmp_path):
     urls = {**stack.urls, "api": f"http://127.0.0.1:{api_port}"}
     own = Stack(env=env, data_dir=tmp_path, urls=urls, mongo_port=mongo_port)
     own.argv = {
-        "mongo": [
-            sys.executable,
-            "-m",
-            "frontservice.embedded_mongo",
-            "--port",
-            str(mongo_port),
-            "--path",
-            str(tmp_path / "mongo.sqlite3"),
-        ],
+        "mongo": mongo_argv(mongo_port, tmp_path / "mongo.sqlite3"),
         "api": api_argv(api_port),
     }
     try:
