@@ -76,3 +76,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(DATA_DIR)
+
+## Soak: 1,000 jobs through failing downstream services and SIGKILLed workers (bench/README.md).
+.PHONY: soak
+soak: $(STAMP)
+	$(PY) bench/soak.py

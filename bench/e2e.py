@@ -21,15 +21,13 @@ import random
 import re
 import shutil
 import signal
-import socket
 import string
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,9 +36,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.processes import ManagedProcess, free_port  # noqa: E402
+from bench.stack import Stack, descendants  # noqa: E402
 
-PYTHON = sys.executable
 MiB = 1024 * 1024
 IO_CHUNK = MiB
 POLL_INTERVAL = 0.2
@@ -129,25 +126,6 @@ def download(response: requests.Response, path: Path) -> tuple[int, str]:
 # --- peak memory -----------------------------------------------------------------------------
 
 
-def children(pid: int) -> list[int]:
-    """Direct children of `pid` (over all its threads: a child belongs to the forking thread)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(p) for p in (task / "children").read_text().split()]
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and everything below it."""
-    result, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        result.append(current)
-        todo += children(current)
-    return result
-
-
 def vm_hwm_kib(pid: int) -> int | None:
     """The process's lifetime peak resident set (VmHWM), or None when it is gone."""
     with contextlib.suppress(OSError):
@@ -200,156 +178,6 @@ class PeakSampler:
             }
             for name, pids in self.peaks.items()
         }
-
-
-# --- the stack -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def logs_under(directory: Path):
-    # ManagedProcess puts each log in a fresh tempfile.mkdtemp(); pointing tempfile at the
-    # bench dir keeps the logs with the run (kept by --keep, removed otherwise).
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(directory)
-    try:
-        yield
-    finally:
-        tempfile.tempdir = previous
-
-
-def wait_for_port(process: ManagedProcess, port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive:
-            break
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{process.name} did not listen on {port}\n{process.log_tail()}")
-
-
-@dataclass
-class Stack:
-    """Every process of FrontService on free ports, with its data under `root`."""
-
-    root: Path
-    ports: dict[str, int] = field(default_factory=dict)
-    processes: dict[str, ManagedProcess] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    token: str = ""
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def start(self) -> None:
-        self.ports = {name: free_port() for name in ("mongo", "blob", "job", "api")}
-        self.env = self._environment()
-        with logs_under(self.root):
-            self._start_mongo()
-            self._manage("migrate", "--no-input")
-            self._start(
-                "blob",
-                [
-                    "-m",
-                    "refservices.blobservice",
-                    "--port",
-                    str(self.ports["blob"]),
-                    "--data-dir",
-                    str(self.root / "blobservice"),
-                ],
-                ready=f"{self.url('blob')}/_control/health",
-            )
-            self._start(
-                "job",
-                [
-                    "-m",
-                    "refservices.jobservice",
-                    "--port",
-                    str(self.ports["job"]),
-                    "--data-dir",
-                    str(self.root / "jobservice"),
-                    "--blobservice-url",
-                    self.url("blob"),
-                    "--delay",
-                    "0",
-                ],
-                ready=f"{self.url('job')}/_control/health",
-            )
-            self._start("worker", ["manage.py", "worker"])
-            self._start(
-                "api",
-                [
-                    "-m",
-                    "gunicorn",
-                    "frontservice.wsgi",
-                    "--config",
-                    "gunicorn.conf.py",
-                    "--bind",
-                    f"127.0.0.1:{self.ports['api']}",
-                ],
-                ready=f"{self.url('api')}/healthz",
-            )
-        self.token = self._manage("issue_token", "--tenant", "bench", "--sub", "bench").strip()
-
-    def stop(self) -> None:
-        # Reverse start order: the API and workers go before the services they call.
-        for name in reversed(list(self.processes)):
-            self.processes.pop(name).stop()
-
-    def roots(self) -> dict[str, int]:
-        return {name: process.pid for name, process in self.processes.items()}
-
-    def _environment(self) -> dict[str, str]:
-        # Everything explicit: `make` exports MONGODB_URI and the service URLs of `make run`,
-        # which must not leak into the bench stack.
-        return {
-            "DJANGO_SETTINGS_MODULE": "frontservice.settings",
-            "MONGODB_URI": f"mongodb://127.0.0.1:{self.ports['mongo']}/?directConnection=true",
-            "MONGODB_NAME": "frontservice_bench",
-            "BLOBSERVICE_URL": self.url("blob"),
-            "JOBSERVICE_URL": self.url("job"),
-            "STAGING_DIR": str(self.root / "staging"),
-            "FRONTSERVICE_VAR_DIR": str(self.root / "var"),
-            "Q_CLUSTER_NAME": f"fs-bench-{uuid.uuid4().hex[:8]}",
-            "Q_WORKERS": "2",
-            "REDIS_URL": "",  # the default MongoDB broker, whatever the caller's environment
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def _start_mongo(self) -> None:
-        (self.root / "mongo").mkdir(parents=True, exist_ok=True)
-        process = self._start(
-            "mongo",
-            [
-                "-m",
-                "frontservice.embedded_mongo",
-                "--port",
-                str(self.ports["mongo"]),
-                "--path",
-                str(self.root / "mongo" / "frontservice.sqlite3"),
-            ],
-        )
-        wait_for_port(process, self.ports["mongo"])
-
-    def _start(self, name: str, args: list[str], ready: str | None = None) -> ManagedProcess:
-        process = ManagedProcess.start(
-            [PYTHON, *args], env=self.env, cwd=str(REPO), name=name, ready_url=ready
-        )
-        self.processes[name] = process
-        return process
-
-    def _manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [PYTHON, "manage.py", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env},
-            check=False,
-        )
-        if result.returncode:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-        return result.stdout
 
 
 # --- the measurements ------------------------------------------------------------------------
@@ -543,7 +371,7 @@ def main(argv: list[str]) -> int:
         print("interrupted; every started process was stopped", file=sys.stderr)
         return 130
     except Exception:
-        keep = True  # the process logs (<size dir>/<name>-*/<name>.log) explain the failure
+        keep = True  # the process logs (<size dir>/logs/<name>-*.log) explain the failure
         raise
     finally:
         if keep:
