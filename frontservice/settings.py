@@ -279,7 +279,11 @@ RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 1, minimum=1)
 RECONCILE_STUCK_AFTER = env_int("RECONCILE_STUCK_AFTER", Q_TIMEOUT + 60, minimum=1)
 # SUBMITTED jobs nobody polls are refreshed from JobService at most this often.
 RECONCILE_REFRESH_AFTER = env_int("RECONCILE_REFRESH_AFTER", 300, minimum=1)
-RECONCILE_BATCH = env_int("RECONCILE_BATCH", 500, minimum=1)
+# Jobs of each kind (stuck, unpolled) one pass looks at; each is acted on right after its claim.
+RECONCILE_BATCH = env_int("RECONCILE_BATCH", 200, minimum=1)
+# A pass stops claiming after this long, well inside the task's Q_TIMEOUT, so the scheduled pass
+# ends by itself instead of being killed; what it did not reach, the next pass does.
+RECONCILE_PASS_SECONDS = env_float("RECONCILE_PASS_SECONDS", min(120.0, Q_TIMEOUT / 2), minimum=1)
 # Staged files of no job (and partial uploads) untouched this long are removed.
 STAGING_ORPHAN_AFTER = env_int("STAGING_ORPHAN_AFTER", 3600, minimum=60)
 # Inputs of STORED_ERROR jobs are kept this long for an operator retry.

@@ -20,6 +20,12 @@ class OrchestrationConfig(AppConfig):
         # The reconciler's schedule exists wherever the schema does: after django_q's tables
         # (post_migrate is only sent for apps with models, which this one has not).
         post_migrate.connect(ensure_schedules, sender=apps.get_app_config("django_q"))
+        # A finished task is acknowledged by the worker that ran it (see the function).
+        from django_q.signals import post_execute_in_worker
+
+        from orchestration.broker import acknowledge_in_worker
+
+        post_execute_in_worker.connect(acknowledge_in_worker, dispatch_uid="fs-ack-in-worker")
 
 
 def _forget_inherited_mongo_clients() -> None:

@@ -1,16 +1,21 @@
-"""django-q2 brokers, one instance per process.
+"""django-q2 brokers, one instance per process, and acknowledgement in the worker.
 
 django-q2's Mongo broker opens its MongoClient when constructed, in the cluster's parent
 process, and then forks its pusher and monitor with that object. PyMongo clients must not be
 carried across a fork, so ForkSafeMongo opens its client lazily, once per process id.
 """
 
+import logging
 import os
+from time import sleep
 
+from django.utils import timezone
 from django_q.brokers import Broker, get_broker
-from django_q.brokers.mongo import Mongo
+from django_q.brokers.mongo import Mongo, _timeout
 from django_q.conf import Conf
-from pymongo import MongoClient
+from pymongo import ASCENDING, MongoClient
+
+logger = logging.getLogger(__name__)
 
 
 class ForkSafeMongo(Mongo):
@@ -26,6 +31,9 @@ class ForkSafeMongo(Mongo):
         if self._client_pid != os.getpid():
             self._client = MongoClient(**Conf.MONGO)
             self._client_pid = os.getpid()
+            # dequeue sorts on `lock`; without the index every dequeue scans the queue.
+            # create_index is a no-op when the index exists.
+            self._client[Conf.MONGO_DB][self.list_key].create_index([("lock", ASCENDING)])
         return self._client
 
     @connection.setter
@@ -41,6 +49,26 @@ class ForkSafeMongo(Mongo):
     def collection(self, value) -> None:
         pass
 
+    def dequeue(self):
+        """The task that became deliverable first (django-q2's own takes any of them).
+
+        A task is deliverable when its `lock` is older than `retry` seconds: a new task is
+        enqueued with such a lock, and a delivered one's lock is its delivery time. Taking the
+        oldest lock first is first-come-first-served; django-q2's unsorted find_one_and_update
+        took whatever the server found first, and tasks redelivered again and again after killed
+        workers starved tasks never delivered at all (one delivered 35 times while 577 waited,
+        in the soak).
+        """
+        task = self.collection.find_one_and_update(
+            {"lock": {"$lte": _timeout()}},
+            {"$set": {"lock": timezone.now()}},
+            sort=[("lock", ASCENDING)],
+        )
+        if task:
+            return [(str(task["_id"]), task["payload"])]
+        sleep(Conf.POLL)  # empty queue: spare the CPU, as django-q2 does
+        return None
+
 
 _brokers: dict[int, Broker] = {}
 
@@ -52,3 +80,24 @@ def process_broker() -> Broker:
         _brokers.clear()
         _brokers[pid] = get_broker()
     return _brokers[pid]
+
+
+def acknowledge_in_worker(sender, task: dict, **kwargs) -> None:
+    """Acknowledge a finished task from the worker that ran it (django-q2's
+    post_execute_in_worker signal).
+
+    django-q2 acknowledges in its monitor process, after saving the result. When the cluster
+    is killed between the task's end and that save, the finished task is delivered again
+    `retry` seconds later, and under repeated kills most deliveries were never acknowledged
+    (305 of 2,432 in the soak). Our tasks record their outcome on the job themselves, so the
+    task is done when its function returns. The monitor still acknowledges too (deleting a
+    deleted receipt is harmless), and if this fails the monitor's is the fallback. Brokers
+    without receipts (Redis) acknowledge with a no-op.
+    """
+    ack_id = task.get("ack_id")
+    if not ack_id or not (task.get("success") or task.get("ack_failure", False)):
+        return
+    try:
+        process_broker().acknowledge(ack_id)
+    except Exception:
+        logger.warning("task %s: acknowledgement in the worker failed", ack_id, exc_info=True)

@@ -7,11 +7,16 @@
 - Staged inputs that no retry can need any more are deleted (see `staging_cleanup`).
 
 Each job is claimed with a compare-and-set on `checked_at` before anything is done to it, so two
-reconcilers running at once (two clusters) never both act on the same job in one window.
+reconcilers running at once (two clusters) never both act on the same job in one window. Each
+job is acted on right after its claim, and a pass stops after RECONCILE_PASS_SECONDS: a pass
+cut short (its task timed out, its process was killed) loses at most the one job it was on,
+whose claim simply expires, and the next pass goes on where it stopped.
 """
 
 import logging
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -46,22 +51,28 @@ def reconcile(
     refresh_after: timedelta | None = None,
     now: datetime | None = None,
     limit: int | None = None,
+    budget_seconds: float | None = None,
 ) -> Report:
     now = now or timezone.now()
     stuck_after = _seconds(stuck_after, settings.RECONCILE_STUCK_AFTER)
     refresh_after = _seconds(refresh_after, settings.RECONCILE_REFRESH_AFTER)
     limit = limit or settings.RECONCILE_BATCH
+    budget = settings.RECONCILE_PASS_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
     report = Report()
-    for job in _claim(Status.CREATED, Status.STORED, idle_for=stuck_after, now=now, limit=limit):
+    stuck = _claim(Status.CREATED, Status.STORED, idle_for=stuck_after, now=now, limit=limit)
+    for job in _until(deadline, stuck):
         logger.warning(
             "job %s: stuck in %s since %s; enqueued again", job.id, job.status, job.updated_at
         )
         tasks.enqueue_orchestration(job.id)
         report.requeued.append(str(job.id))
-    for job in _claim(Status.SUBMITTED, idle_for=refresh_after, now=now, limit=limit):
+    unpolled = _claim(Status.SUBMITTED, idle_for=refresh_after, now=now, limit=limit)
+    for job in _until(deadline, unpolled):
         job_refresh(job)
         report.refreshed.append(str(job.id))
-    report.staged_removed = staging_cleanup(now=now)
+    if time.monotonic() < deadline:
+        report.staged_removed = staging_cleanup(now=now)
     if report.requeued or report.refreshed or report.staged_removed:
         logger.info("reconcile: %s", report)
     return report
@@ -71,18 +82,36 @@ def _seconds(value: timedelta | None, default_seconds: float) -> timedelta:
     return value if value is not None else timedelta(seconds=default_seconds)
 
 
-def _claim(*statuses: str, idle_for: timedelta, now: datetime, limit: int) -> list[Job]:
-    """Jobs in `statuses` idle for `idle_for`, each claimed by this pass alone."""
+def _until(deadline: float, jobs: Iterator[Job]) -> Iterator[Job]:
+    """The jobs, until the pass's time is up (checked before each claim, not after)."""
+    while time.monotonic() < deadline:
+        job = next(jobs, None)
+        if job is None:
+            return
+        yield job
+    jobs.close()
+
+
+def _claim(*statuses: str, idle_for: timedelta, now: datetime, limit: int) -> Iterator[Job]:
+    """Jobs in `statuses` idle for `idle_for`, each claimed by this pass alone, one at a time.
+
+    A generator: each job is claimed only when the caller is ready to act on it, so a pass that
+    stops early leaves the rest unclaimed for the next one.
+    """
     cutoff = now - idle_for
     idle = Q(status__in=statuses, updated_at__lte=cutoff) & (
         Q(checked_at__isnull=True) | Q(checked_at__lte=cutoff)
     )
-    claimed = []
-    for job in Job.objects.filter(idle).order_by("updated_at")[:limit]:
+    candidates = list(Job.objects.filter(idle).order_by("updated_at")[:limit])
+    for job in candidates:
         # Compare-and-set on the same condition: of two passes, one gets 1, the other 0.
         if Job.objects.filter(idle, pk=job.pk).update(checked_at=now) == 1:
-            claimed.append(job)
-    return claimed
+            yield job
+
+
+# Ids per `pk__in` lookup: the embedded server refuses an `$in` of about 450 UUIDs and more
+# ("Expression tree is too large"); real MongoDB takes far more, and 200 costs it nothing.
+_LOOKUP_CHUNK = 200
 
 
 def staging_cleanup(*, now: datetime) -> list[str]:
@@ -103,9 +132,13 @@ def staging_cleanup(*, now: datetime) -> list[str]:
             staged[uuid.UUID(path.name)] = path
         except ValueError:
             continue  # tmp/ and anything that is not a staged input
-    jobs = {
-        job.id: job for job in Job.objects.filter(pk__in=list(staged)).only("status", "updated_at")
-    }
+    jobs = {}
+    ids = list(staged)
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        jobs.update(
+            (job.id, job) for job in Job.objects.filter(pk__in=chunk).only("status", "updated_at")
+        )
     for job_id, path in staged.items():
         job = jobs.get(job_id)
         if job is None:

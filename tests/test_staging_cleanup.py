@@ -91,3 +91,17 @@ def test_abandoned_partial_uploads_are_removed_and_live_ones_kept():
 
     assert live.exists() and not abandoned.exists()
     live.unlink()
+
+
+def test_jobs_are_looked_up_in_chunks(owner, monkeypatch):
+    # The embedded MongoDB refuses an `$in` of about 450 ids; lookups go in chunks.
+    monkeypatch.setattr("orchestration.reconcile._LOOKUP_CHUNK", 2)
+    kept = [_staged(_job(owner, "CREATED").id) for _ in range(3)]
+    removed = [_staged(_job(owner, "EXECUTION_COMPLETED").id) for _ in range(3)]
+
+    staging_cleanup(now=timezone.now())
+
+    assert all(path.exists() for path in kept)
+    assert not any(path.exists() for path in removed)
+    for path in kept:
+        path.unlink()

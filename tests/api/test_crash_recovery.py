@@ -123,6 +123,19 @@ def test_the_reconciler_enqueues_stuck_jobs_once_even_when_two_run_at_once(quiet
         assert stack.stats("job")["executions"][str(job.id)] == 1
 
 
+def test_a_pass_out_of_time_leaves_the_rest_unclaimed_for_the_next(quiet_stack, alice):
+    stack = quiet_stack
+    job = _stuck_job(alice, b"found by the second pass")
+
+    first = reconcile(stuck_after=timedelta(minutes=5), budget_seconds=0)
+
+    assert first.requeued == []
+    assert Job.objects.get(pk=job.pk).checked_at is None  # not claimed, so not lost
+    second = reconcile(stuck_after=timedelta(minutes=5))
+    assert second.requeued == [str(job.id)]
+    wait_for_status(stack, alice, str(job.id), {"EXECUTION_COMPLETED"})
+
+
 def test_the_reconciler_leaves_recent_jobs_alone(quiet_stack, alice):
     job = _stuck_job(alice, b"just created", age=timedelta(seconds=0))
 
