@@ -15,8 +15,11 @@ HOURS_AGO = (timezone.now() - timedelta(hours=3)).timestamp()
 
 
 @pytest.fixture
-def owner() -> dict:
-    return {"tenant_id": f"hygiene-{uuid.uuid4().hex[:8]}", "sub": "carol"}
+def owner():
+    owner = {"tenant_id": f"hygiene-{uuid.uuid4().hex[:8]}", "sub": "carol"}
+    yield owner
+    # Made-up jobs (a SUBMITTED one with no remote job) must not reach later tests' stacks.
+    Job.objects.filter(**owner).delete()
 
 
 def _staged(job_id, *, old: bool = False):
