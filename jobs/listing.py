@@ -135,14 +135,13 @@ def _instant(params: QueryDict, name: str) -> datetime | None:
         return None
     try:
         instant = dateparse.parse_datetime(value)
-    except ValueError:
-        instant = None
-    if instant is None:
+        # Without an offset, the time is UTC (the API's own timestamps all are).
+        return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
+    except (ValueError, AttributeError, OverflowError):
+        # Not a date-time (None), an impossible one, or one that leaves the calendar in UTC.
         raise errors.InvalidDateFilter(
             f"{name} must be an ISO 8601 date-time such as 2026-01-05T10:00:00Z."
-        )
-    # Without an offset, the time is UTC (the API's own timestamps all are).
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        ) from None
 
 
 def _field(name: str):

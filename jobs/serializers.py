@@ -125,6 +125,8 @@ def _current_run(job: Job) -> dict[str, datetime]:
             status, at = entry["to"], datetime.fromisoformat(entry["at"])
         except (KeyError, TypeError, ValueError):
             continue
+        if entry.get("from") == status:
+            continue  # a requeue in the same status (services.job_requeue): reached earlier
         if status in _RUN_STARTS:
             reached = {}
         reached[status] = at
