@@ -328,6 +328,27 @@ RATE_LIMIT_SUBMIT = env_rate("RATE_LIMIT_SUBMIT", "60/min")
 RATE_LIMIT_READ = env_rate("RATE_LIMIT_READ", "600/min")
 # Jobs not final yet per owner (jobs/limits.py); 0: no cap.
 MAX_ACTIVE_JOBS_PER_OWNER = env_int("MAX_ACTIVE_JOBS_PER_OWNER", 100, minimum=0)
+# --- Listing and waiting (README "API": listing, Retry-After, Prefer: wait) ---------------
+# GET /api/v1/job: the page size when `limit` is not given, and the largest `limit` accepted.
+LIST_DEFAULT_LIMIT = env_int("LIST_DEFAULT_LIMIT", 20, minimum=1)
+LIST_MAX_LIMIT = env_int("LIST_MAX_LIMIT", 100, minimum=1)
+if LIST_DEFAULT_LIMIT > LIST_MAX_LIMIT:
+    raise ImproperlyConfigured("LIST_DEFAULT_LIMIT must not exceed LIST_MAX_LIMIT.")
+# Retry-After on a status answer of a job not final: about a tenth of the job's age, at least
+# 1 s, at most this; young jobs are polled often, long ones do not hammer the API.
+RETRY_AFTER_MAX_SECONDS = env_int("RETRY_AFTER_MAX_SECONDS", 30, minimum=1)
+# `Prefer: wait=N` on status: the longest hold. Each held request keeps one gunicorn thread
+# (GUNICORN_THREADS per process) busy for up to this long.
+WAIT_MAX_SECONDS = env_int("WAIT_MAX_SECONDS", 30, minimum=0)
+# Held requests per API process at once; beyond it `Prefer: wait` is not honoured (answered at
+# once, as RFC 7240 allows), so waiting clients can never take every thread. Keep it below
+# GUNICORN_THREADS (default 8).
+WAIT_MAX_CONCURRENT = env_int("WAIT_MAX_CONCURRENT", 4, minimum=0)
+# While holding: the local database is read this often (workers and the reconciler move jobs
+# too), and JobService is asked after 1 s, then 2 s, 4 s... up to this interval.
+WAIT_POLL_SECONDS = env_float("WAIT_POLL_SECONDS", 0.5, minimum=0.05)
+WAIT_REFRESH_MAX_SECONDS = env_float("WAIT_REFRESH_MAX_SECONDS", 8.0, minimum=1.0)
+
 # A cache every API process shares: Redis. The rate counters live in it when it is set, and in
 # MongoDB otherwise (django-mongodb-backend has no cache backend).
 CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL

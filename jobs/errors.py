@@ -126,6 +126,30 @@ class TooManyActiveJobs(ApiError):
         self.wait = wait  # DRF's handler turns it into Retry-After
 
 
+class InvalidLimit(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_limit"
+    default_detail = "limit must be a whole number from 1 to the maximum page size."
+
+
+class InvalidCursor(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_cursor"
+    default_detail = "cursor is not one this API gave out; use the `next` link as it is."
+
+
+class InvalidStatusFilter(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_status_filter"
+    default_detail = "status names a status that does not exist."
+
+
+class InvalidDateFilter(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_date_filter"
+    default_detail = "created_after and created_before must be ISO 8601 date-times."
+
+
 # DRF's own exceptions, by class, under our stable codes.
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",

@@ -33,7 +33,11 @@ class Job(models.Model):
     class Meta:
         indexes = [
             # Owner lookups: every API read filters on (tenant_id, sub) and the id or the date.
-            models.Index(fields=["tenant_id", "sub", "-created_at"], name="job_owner_created"),
+            # The listing (jobs/listing.py) walks it in order, newest first, with the id as the
+            # tie-break, so the id is in it: a page costs about a page of index entries.
+            models.Index(
+                fields=["tenant_id", "sub", "-created_at", "-id"], name="job_owner_created_id"
+            ),
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
             # The per-owner cap on jobs not yet final counts by status (jobs/limits.py).
             models.Index(fields=["tenant_id", "sub", "status"], name="job_owner_status"),

@@ -5,13 +5,20 @@ postprocessing hook, settings.SPECTACULAR_SETTINGS) puts the table of every prob
 the schema's description. Served at /api/schema/, shown at /api/docs/ (frontservice/urls.py).
 """
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 
 from jobs import errors
 from jobs.serializers import JobSerializer
+from jobs.states import Status
 
 PROBLEM = errors.PROBLEM_CONTENT_TYPE
 
@@ -50,6 +57,17 @@ class JobInputSerializer(serializers.Serializer):
     """A job's input sent as a multipart form."""
 
     input = serializers.FileField(help_text="The input; the part's Content-Type is kept.")
+
+
+@extend_schema_serializer(many=False)  # the listing's answer is this object, not an array of it
+class JobPageSerializer(serializers.Serializer):
+    """One page of the caller's jobs, newest first."""
+
+    results = JobSerializer(many=True, help_text="At most `limit` job documents.")
+    next = serializers.URLField(
+        allow_null=True,
+        help_text="The next page (same filters and `limit`, a new `cursor`); null on the last.",
+    )
 
 
 # Problem codes that no ApiError class names: raised by DRF, by authentication or by Django's
@@ -204,6 +222,11 @@ SUBMIT = {
                             "status": "CREATED",
                             "created_at": "2026-01-05T10:00:00.000000Z",
                             "updated_at": "2026-01-05T10:00:00.000000Z",
+                            "submitted_at": None,
+                            "finished_at": None,
+                            "attempts": 0,
+                            "input_size": 11,
+                            "content_type": "text/plain",
                             "error": None,
                             "links": {
                                 "status": "https://frontservice.example/api/v1/job/"
@@ -248,6 +271,73 @@ SUBMIT = {
     ),
 }
 
+LIST = {
+    "operation_id": "job_list",
+    "tags": ["jobs"],
+    "summary": "List your jobs",
+    "description": (
+        "The caller's own jobs, newest first (`created_at`, then `id`, descending), a page at a "
+        "time. Follow `next` until it is null: the cursor is a position, so jobs submitted "
+        "meanwhile never make a job of a later page appear twice or not at all. Answered from "
+        "the database (no downstream call): a `SUBMITTED` job shows its last known status."
+    ),
+    "parameters": [
+        OpenApiParameter(
+            "limit",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": settings.LIST_MAX_LIMIT,
+                "default": settings.LIST_DEFAULT_LIMIT,
+            },
+            OpenApiParameter.QUERY,
+            description="Jobs per page: 1 to `LIST_MAX_LIMIT` (100 by default), default "
+            "`LIST_DEFAULT_LIMIT` (20).",
+        ),
+        OpenApiParameter(
+            "cursor",
+            OpenApiTypes.STR,
+            OpenApiParameter.QUERY,
+            description="Opaque: the position after which the page starts, as put in `next`.",
+        ),
+        OpenApiParameter(
+            "status",
+            {"type": "array", "items": {"type": "string", "enum": list(Status.values)}},
+            OpenApiParameter.QUERY,
+            explode=True,
+            description="Only jobs in these statuses; repeat it (`status=A&status=B`) or "
+            "separate with commas (`status=A,B`).",
+        ),
+        OpenApiParameter(
+            "created_after",
+            OpenApiTypes.DATETIME,
+            OpenApiParameter.QUERY,
+            description="Only jobs created strictly after this ISO 8601 instant (UTC when it "
+            "has no offset).",
+        ),
+        OpenApiParameter(
+            "created_before",
+            OpenApiTypes.DATETIME,
+            OpenApiParameter.QUERY,
+            description="Only jobs created strictly before this ISO 8601 instant.",
+        ),
+        *_COMMON_HEADERS,
+    ],
+    "responses": _by_status(
+        {
+            **_COMMON_PROBLEMS,
+            (200, "application/json"): OpenApiResponse(JobPageSerializer, description="A page."),
+            (400, PROBLEM): _problem(
+                "invalid_limit",
+                "invalid_cursor",
+                "invalid_status_filter",
+                "invalid_date_filter",
+                "bad_request",
+            ),
+        }
+    ),
+}
+
 STATUS = {
     "operation_id": "job_status",
     "tags": ["jobs"],
@@ -255,9 +345,39 @@ STATUS = {
     "description": (
         "The job document. A `SUBMITTED` job is refreshed from JobService first (when it "
         "cannot be reached, the last known status is answered); other states are answered "
-        "from the database."
+        "from the database. A job not final carries `Retry-After`: when polling again is "
+        "useful. With `Prefer: wait=N` (RFC 7240) the answer comes as soon as the job is "
+        "final, or after N seconds (at most `WAIT_MAX_SECONDS`, 30 by default) with the job as "
+        "it is then; `Preference-Applied` says the wait was honoured."
     ),
-    "parameters": [_JOB_ID, *_COMMON_HEADERS],
+    "parameters": [
+        _JOB_ID,
+        OpenApiParameter(
+            "Prefer",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description="`wait=N`: hold the answer up to N seconds (capped at "
+            "`WAIT_MAX_SECONDS`) until the job is final. Other or malformed preferences are "
+            "ignored, never an error.",
+        ),
+        OpenApiParameter(
+            "Retry-After",
+            OpenApiTypes.INT,
+            OpenApiParameter.HEADER,
+            response=[200],
+            description="Only while the job is not final: seconds until polling again is "
+            "useful (about a tenth of the job's age, 1 to `RETRY_AFTER_MAX_SECONDS`).",
+        ),
+        OpenApiParameter(
+            "Preference-Applied",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            response=[200],
+            description="`wait=<seconds held at most>` when a `Prefer: wait` was honoured; "
+            "absent when it was not (too many requests held at once in this process).",
+        ),
+        *_COMMON_HEADERS,
+    ],
     "responses": _by_status(
         {
             **_COMMON_PROBLEMS,

@@ -1,4 +1,5 @@
 import re
+from datetime import datetime
 
 import requests
 from django.urls import reverse
@@ -6,16 +7,29 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import Job
-from jobs.states import ERROR
+from jobs.states import ERROR, Status
 
 # A transport failure's message as the downstream client records it: requests' exception name,
 # then its text, which names the service's host and port ("HTTPConnectionPool(host=...").
 _TRANSPORT_ERROR = re.compile(r"(?P<name>[A-Za-z]+): ")
 
+# `error.code`: one stable code per error state, whatever the service said (README "API").
+ERROR_CODES = {
+    Status.STORED_ERROR: "store_failed",  # BlobService did not take the input
+    Status.SUBMITTED_ERROR: "submit_failed",  # JobService did not take the job
+    Status.EXECUTION_ERROR: "execution_failed",  # JobService ran the job and it failed
+}
+# A run starts again from these (an operator's retry): what came before is a past run.
+_RUN_STARTS = {Status.CREATED, Status.STORED}
+
 
 class JobErrorSerializer(serializers.Serializer):
     """Why a job is in an error state."""
 
+    code = serializers.CharField(
+        help_text="Stable, one per error state: `store_failed` (`STORED_ERROR`), "
+        "`submit_failed` (`SUBMITTED_ERROR`), `execution_failed` (`EXECUTION_ERROR`).",
+    )
     service = serializers.CharField(help_text="`blobservice`, `jobservice` or `frontservice`.")
     message = serializers.CharField()
     status_code = serializers.IntegerField(
@@ -31,13 +45,53 @@ class JobLinksSerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     """The job document returned by every endpoint."""
 
+    submitted_at = serializers.SerializerMethodField()
+    finished_at = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
-        fields = ["id", "status", "created_at", "updated_at", "error", "links"]
+        fields = [
+            "id",
+            "status",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "finished_at",
+            "attempts",
+            "input_size",
+            "content_type",
+            "error",
+            "links",
+        ]
         read_only_fields = fields
+        extra_kwargs = {
+            "attempts": {
+                "help_text": "Orchestration runs (deliveries to a worker) since creation or "
+                "the last operator retry; more than 1 means a retry after a failure or a crash."
+            },
+            "input_size": {"help_text": "The input's size in bytes."},
+            "content_type": {"help_text": "The input's media type, also the output's."},
+        }
+
+    @extend_schema_field(
+        serializers.DateTimeField(
+            allow_null=True, help_text="When the job reached `SUBMITTED` (JobService took it)."
+        )
+    )
+    def get_submitted_at(self, job: Job) -> str | None:
+        return _iso(_current_run(job).get(Status.SUBMITTED))
+
+    @extend_schema_field(
+        serializers.DateTimeField(
+            allow_null=True, help_text="When the job reached its final status; null until then."
+        )
+    )
+    def get_finished_at(self, job: Job) -> str | None:
+        if not job.is_final:
+            return None
+        return _iso(_current_run(job).get(job.status))
 
     @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
@@ -45,7 +99,7 @@ class JobSerializer(serializers.ModelSerializer):
             return None
         error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
         error["message"] = _public_message(error)
-        return error
+        return {"code": ERROR_CODES.get(job.status, "failed"), **error}
 
     @extend_schema_field(JobLinksSerializer)
     def get_links(self, job: Job) -> dict:
@@ -56,6 +110,32 @@ class JobSerializer(serializers.ModelSerializer):
             return request.build_absolute_uri(path) if request else path
 
         return {"status": url("job-status"), "output": url("job-output")}
+
+
+def _current_run(job: Job) -> dict[str, datetime]:
+    """When the job's current run reached each status, from its history.
+
+    An operator's retry (back to CREATED or STORED) starts a new run, so the times of an
+    earlier, failed run are not reported as this one's. Missing or unreadable entries (jobs
+    from before history was kept) give no time, never an error.
+    """
+    reached: dict[str, datetime] = {}
+    for entry in job.history or []:
+        try:
+            status, at = entry["to"], datetime.fromisoformat(entry["at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if entry.get("from") == status:
+            continue  # a requeue in the same status (services.job_requeue): reached earlier
+        if status in _RUN_STARTS:
+            reached = {}
+        reached[status] = at
+    return reached
+
+
+def _iso(at: datetime | None) -> str | None:
+    # The same format as created_at and updated_at.
+    return None if at is None else serializers.DateTimeField().to_representation(at)
 
 
 def _public_message(error: dict) -> str:

@@ -6,7 +6,7 @@ from jobs.views import JobViewSet
 # and be the same 404 job_not_found as any other id that is not the caller's job, not a
 # routing 404 with another body.
 urlpatterns = [
-    path("job", JobViewSet.as_view({"post": "create"}), name="job-list"),
+    path("job", JobViewSet.as_view({"post": "create", "get": "list"}), name="job-list"),
     path("job/<path:job_id>/status", JobViewSet.as_view({"get": "status"}), name="job-status"),
     path("job/<path:job_id>/output", JobViewSet.as_view({"get": "output"}), name="job-output"),
 ]

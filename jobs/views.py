@@ -3,13 +3,14 @@
 import uuid
 
 from django.http import StreamingHttpResponse
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from jobs import errors, idempotency, limits, schema, services
+from jobs import errors, idempotency, limits, listing, schema, services, waiting
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
@@ -24,9 +25,10 @@ class JobViewSet(viewsets.GenericViewSet):
     # Only multipart is parsed (to disk); raw bodies are streamed by jobs.uploads itself.
     parser_classes = [MultiPartParser]
     # Per-owner rate limits (jobs/throttling.py), checked before the body is read: POST counts
-    # against the `submit` rate, status and output reads against the `read` rate.
+    # against the `submit` rate, the listing, status and output reads against the `read` rate
+    # (a status request held by `Prefer: wait` counts once).
     throttle_classes = [OwnerRateThrottle]
-    throttle_scopes = {"create": "submit", "status": "read", "output": "read"}
+    throttle_scopes = {"create": "submit", "list": "read", "status": "read", "output": "read"}
 
     def perform_content_negotiation(self, request, force=False):
         # The output is the job's own bytes in its own content type, whatever the client's
@@ -73,11 +75,31 @@ class JobViewSet(viewsets.GenericViewSet):
         )
         return Response(body, status=status_code, headers={"Location": body["links"]["status"]})
 
+    @extend_schema(**schema.LIST)
+    def list(self, request):
+        query = listing.parse_list_query(request.query_params)
+        owner = request.user
+        jobs, cursor = listing.job_list(tenant_id=owner.tenant_id, sub=owner.sub, query=query)
+        next_url = None
+        if cursor:
+            # The same filters and limit, from the next position on.
+            params = request.query_params.copy()
+            params["cursor"] = cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        return Response({"results": self.get_serializer(jobs, many=True).data, "next": next_url})
+
     @extend_schema(**schema.STATUS)
     @action(detail=True, methods=["get"])
     def status(self, request, job_id: str):
         job = services.job_refresh(self.get_object())
-        return Response(self.get_serializer(job).data)
+        job, applied = waiting.job_wait_as_preferred(job, prefer=request.headers.get("Prefer"))
+        headers = {} if applied is None else {"Preference-Applied": f"wait={applied}"}
+        poll = waiting.retry_after(job)
+        if poll is not None:
+            headers["Retry-After"] = str(poll)
+        response = Response(self.get_serializer(job).data, headers=headers)
+        patch_vary_headers(response, ["Prefer"])
+        return response
 
     @extend_schema(**schema.OUTPUT)
     @action(detail=True, methods=["get"])

@@ -58,6 +58,7 @@ def test_blobservice_down_ends_in_stored_error_and_keeps_the_staged_input(quiet_
     body = status_of(stack, alice, job_id).json()
     assert body["status"] == "STORED_ERROR"
     assert body["error"]["service"] == "blobservice"
+    assert body["error"]["code"] == "store_failed"
     output = _output(stack, alice, job_id)
     assert output.status_code == 404 and output.json()["code"] == "job_failed"
     assert job_id not in stack.stats("job")["by_id"]
@@ -77,6 +78,7 @@ def test_jobservice_refusing_ends_in_submitted_error(quiet_stack, alice):
     body = status_of(stack, alice, job_id).json()
     assert body["status"] == "SUBMITTED_ERROR"
     assert body["error"] == {
+        "code": "submit_failed",
         "service": "jobservice",
         "message": job.error["message"],
         "status_code": 400,
@@ -93,6 +95,7 @@ def test_a_failing_execution_ends_in_execution_error(stack, alice):
     body = wait_for_status(stack, alice, job_id, {"EXECUTION_ERROR"})
 
     assert body["error"]["service"] == "jobservice"
+    assert body["error"]["code"] == "execution_failed"
     assert "#fail" in body["error"]["message"]
     output = _output(stack, alice, job_id)
     assert output.status_code == 404 and output.json()["code"] == "job_failed"

@@ -16,6 +16,7 @@ PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 # Every status each operation can answer; each error one is a problem document.
 EXPECTED_STATUSES = {
     ("/api/v1/job", "post"): {202, 400, 401, 406, 409, 411, 413, 422, 429, 500, 503},
+    ("/api/v1/job", "get"): {200, 400, 401, 406, 429, 500, 503},
     ("/api/v1/job/{job_id}/status", "get"): {200, 400, 401, 404, 406, 429, 500, 503},
     ("/api/v1/job/{job_id}/output", "get"): {200, 400, 401, 404, 406, 429, 500, 502, 503},
 }
@@ -117,6 +118,13 @@ def test_each_error_response_names_its_codes(schema):
     assert _codes(schema, *output, 404) == {"job_not_found", "output_not_ready", "job_failed"}
     assert _codes(schema, *output, 502) == {"downstream_unavailable"}
     assert _codes(schema, "/api/v1/job/{job_id}/status", "get", 404) == {"job_not_found"}
+    assert _codes(schema, "/api/v1/job", "get", 400) == {
+        "invalid_limit",
+        "invalid_cursor",
+        "invalid_status_filter",
+        "invalid_date_filter",
+        "bad_request",
+    }
     for path, method in EXPECTED_STATUSES:
         assert "token_expired" in _codes(schema, path, method, 401)
 
@@ -191,7 +199,24 @@ def test_output_is_binary_of_any_media_type(schema):
 def test_the_job_document_is_described_exactly(schema):
     job = schema["components"]["schemas"]["Job"]
 
-    assert set(job["properties"]) == {"id", "status", "created_at", "updated_at", "error", "links"}
+    assert set(job["properties"]) == {
+        "id",
+        "status",
+        "created_at",
+        "updated_at",
+        "submitted_at",
+        "finished_at",
+        "attempts",
+        "input_size",
+        "content_type",
+        "error",
+        "links",
+    }
+    for name in ("submitted_at", "finished_at"):
+        assert job["properties"][name]["format"] == "date-time"
+        assert job["properties"][name]["nullable"] is True
+    error = schema["components"]["schemas"]["JobError"]
+    assert set(error["properties"]) == {"code", "service", "message", "status_code"}
     statuses = schema["components"]["schemas"]["JobStatus"]["enum"]
     assert "EXECUTION_COMPLETED" in statuses and "STORED_ERROR" in statuses
     assert job["properties"]["error"]["nullable"] is True
@@ -231,3 +256,25 @@ def test_the_docs_page_and_its_assets_are_served_locally(stack):
     bundle = next(asset for asset in assets if asset.endswith("swagger-ui-bundle.js"))
     response = requests.get(f"{stack.api}{bundle}", timeout=30)
     assert "javascript" in response.headers["Content-Type"]
+
+
+def test_the_listing_is_a_page_of_job_documents(schema):
+    operation = _operation(schema, "/api/v1/job", "get")
+
+    page = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert page == {"$ref": "#/components/schemas/JobPage"}
+    properties = schema["components"]["schemas"]["JobPage"]["properties"]
+    assert properties["results"]["items"] == {"$ref": "#/components/schemas/Job"}
+    assert properties["next"]["nullable"] is True
+    parameters = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+    assert set(parameters) == {"limit", "cursor", "status", "created_after", "created_before"}
+    assert parameters["limit"]["schema"]["maximum"] == 100
+    assert "EXECUTION_COMPLETED" in parameters["status"]["schema"]["items"]["enum"]
+
+
+def test_status_describes_retry_after_and_prefer_wait(schema):
+    operation = _operation(schema, "/api/v1/job/{job_id}/status", "get")
+
+    (prefer,) = [p for p in operation["parameters"] if p["name"] == "Prefer"]
+    assert prefer["in"] == "header" and not prefer.get("required")
+    assert {"Retry-After", "Preference-Applied"} <= set(operation["responses"]["200"]["headers"])
