@@ -548,7 +548,7 @@ def test_the_summary_as_json_counts_every_tenant(tenant_jobs):
     assert by_status["CREATED"] >= 2 and by_status["SUBMITTED"] >= 1
     assert summary["jobs"]["total"] == sum(by_status.values()) >= 4
     assert summary["tenant"] is None
-    assert set(summary["stuck"]) == {"created_or_stored", "submitted"}
+    assert set(summary["stuck"]) == {"created_or_stored", "submitted", "cancelling"}
     assert summary["queue"]["broker"] == "mongodb"
     assert summary["tasks"]["save_limit"] == Conf.SAVE_LIMIT
     assert set(summary["staging"]) >= {"inputs", "input_bytes", "partial_uploads"}
