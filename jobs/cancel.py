@@ -90,7 +90,7 @@ def job_cancel_downstream(job: Job, *, submit_over: bool = False) -> Job:
     remote_job_id = job.remote_job_id or str(job.id)
     error = None
     try:
-        remote = job_service.cancel_job(remote_job_id)
+        remote = _cancel_remote(remote_job_id)
     except job_service.RemoteJobNotFound:
         if not (submit_over or _no_submit_in_flight(job)):
             logger.info("job %s: not in JobService (yet); its submit may be in flight", job.id)
@@ -119,6 +119,19 @@ def job_cancel_downstream(job: Job, *, submit_over: bool = False) -> Job:
     # Whoever won the race, the stored state is the truth.
     job.refresh_from_db()
     return job
+
+
+def _cancel_remote(remote_job_id: str):
+    from orchestration.clients import job_service
+    from orchestration.clients.http import DownstreamError
+
+    try:
+        return job_service.cancel_job(remote_job_id)
+    except DownstreamError as exc:
+        if exc.code != "job_final":
+            raise
+    # "Already final" without the job attached: its document says which end it reached.
+    return job_service.get_job(remote_job_id)
 
 
 def _no_submit_in_flight(job: Job) -> bool:

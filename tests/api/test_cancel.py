@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 import requests
+from django.conf import settings
+from django.utils import timezone
 
 from jobs.models import Job
 from orchestration import services as orchestration
@@ -146,6 +148,31 @@ def test_a_cancel_during_the_submit_is_sent_to_jobservice_once_the_submit_is_ove
         ("CANCELLING", "CANCELLED"),
     ]
     assert job.remote_job_id == job_id
+
+
+def test_a_claimed_submit_whose_worker_died_is_cancelled_once_no_put_can_come(quiet_stack, alice):
+    stack = quiet_stack
+    # The worker claimed the submit and died before its PUT: nobody will send it now.
+    job = Job(tenant_id=alice.tenant_id, sub=alice.sub, status="STORED")
+    job_id = job.blob_id = job.remote_job_id = str(job.id)
+    job.save(force_insert=True)
+
+    response = cancel(stack, alice, job_id)
+    report = reconcile(refresh_after=timedelta(0))
+
+    # JobService does not have it, but a PUT could still be on its way: not concluded yet.
+    assert response.status_code == 202 and response.json()["status"] == "CANCELLING"
+    assert job_id in report.cancel_retried
+    assert Job.objects.get(pk=job_id).status == "CANCELLING"
+
+    # Longer CANCELLING than a task may run (Q_TIMEOUT): no PUT can come any more.
+    past = timezone.now() - timedelta(seconds=settings.Q_TIMEOUT + 1)
+    Job.objects.filter(pk=job_id).update(updated_at=past, checked_at=None)
+    reconcile(refresh_after=timedelta(0))
+
+    assert Job.objects.get(pk=job_id).status == "CANCELLED"
+    assert requests_for(stack, "job", job_id) == {"DELETE": 3}
+    assert transitions(job_id) == [("STORED", "CANCELLING"), ("CANCELLING", "CANCELLED")]
 
 
 # --- submitted: cancelled in JobService ------------------------------------------------------
