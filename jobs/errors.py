@@ -44,6 +44,18 @@ class JobFailed(ApiError):
     default_detail = "The job ended in an error state and has no output."
 
 
+class JobCancelled(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "job_cancelled"
+    default_detail = "The job was cancelled and has no output."
+
+
+class JobNotCancellable(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "job_not_cancellable"
+    default_detail = "The job is final and cannot be cancelled."
+
+
 class EmptyInput(ApiError):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "empty_input"

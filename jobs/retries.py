@@ -108,6 +108,11 @@ def job_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> Retry
             return skip("changed concurrently")
     elif status == Status.SUBMITTED:
         return skip("running in JobService; its status is refreshed from there")
+    elif status == Status.CANCELLING:
+        return skip("being cancelled; the reconciler sends the cancel to JobService again")
+    elif status == Status.CANCELLED:
+        # The owner asked for it to stop: no operator retry sends it on again.
+        return skip("cancelled by its owner; never retried")
     else:
         return skip("final; nothing to retry")
 

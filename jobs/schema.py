@@ -233,6 +233,8 @@ SUBMIT = {
                                 "5fae24ed-11a1-4c0d-a1d4-76da377c6978/status",
                                 "output": "https://frontservice.example/api/v1/job/"
                                 "5fae24ed-11a1-4c0d-a1d4-76da377c6978/output",
+                                "cancel": "https://frontservice.example/api/v1/job/"
+                                "5fae24ed-11a1-4c0d-a1d4-76da377c6978/cancel",
                             },
                         },
                     )
@@ -416,10 +418,48 @@ OUTPUT = {
                 "job_not_found",
                 "output_not_ready",
                 "job_failed",
-                description="No output: no such job of yours, not finished yet, or failed.",
+                "job_cancelled",
+                description="No output: no such job of yours, not finished yet, failed, or "
+                "cancelled.",
             ),
             (502, PROBLEM): _problem(
                 "downstream_unavailable", description="BlobService did not deliver the output."
+            ),
+        }
+    ),
+}
+
+CANCEL = {
+    "operation_id": "job_cancel",
+    "tags": ["jobs"],
+    "summary": "Cancel a job",
+    "description": (
+        "A job not submitted to JobService yet (`CREATED`, `STORED`) is cancelled at once and "
+        "never reaches JobService: 200, `CANCELLED`. A `SUBMITTED` job is cancelled in "
+        "JobService: 200 `CANCELLED` once JobService confirms, 202 `CANCELLING` while it has "
+        "not (it could not be reached; status requests and a periodic pass finish it). "
+        "Repeating the cancel of a `CANCELLING` or `CANCELLED` job answers the same again and "
+        "sends nothing downstream. A final job (including one that finished in JobService just "
+        "before the cancel arrived) is 409 `job_not_cancellable`, its status in `detail`. "
+        "Counts against the submit rate limit."
+    ),
+    "request": None,
+    "parameters": [_JOB_ID, *_COMMON_HEADERS],
+    "responses": _by_status(
+        {
+            **_COMMON_PROBLEMS,
+            (200, "application/json"): OpenApiResponse(
+                JobSerializer, description="Cancelled: the job, in `CANCELLED`."
+            ),
+            (202, "application/json"): OpenApiResponse(
+                JobSerializer,
+                description="Cancelling: the job, in `CANCELLING`, until JobService confirms; "
+                "poll `links.status`.",
+            ),
+            (404, PROBLEM): _problem("job_not_found", description="No such job of yours."),
+            (409, PROBLEM): _problem(
+                "job_not_cancellable",
+                description="The job is final (completed, failed, or an error state).",
             ),
         }
     ),

@@ -40,6 +40,7 @@ class JobErrorSerializer(serializers.Serializer):
 class JobLinksSerializer(serializers.Serializer):
     status = serializers.URLField(help_text="This job's status.")
     output = serializers.URLField(help_text="This job's output, once `EXECUTION_COMPLETED`.")
+    cancel = serializers.URLField(help_text="POST here to cancel this job.")
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -109,7 +110,11 @@ class JobSerializer(serializers.ModelSerializer):
             path = reverse(name, kwargs={"job_id": job.id})
             return request.build_absolute_uri(path) if request else path
 
-        return {"status": url("job-status"), "output": url("job-output")}
+        return {
+            "status": url("job-status"),
+            "output": url("job-output"),
+            "cancel": url("job-cancel"),
+        }
 
 
 def _current_run(job: Job) -> dict[str, datetime]:

@@ -47,19 +47,21 @@ def job_transition(
     reason: str,
     fields: dict | None = None,
     by: str = "frontservice",
+    match: dict | None = None,
 ) -> bool:
     """Compare-and-set the status; True only for the caller whose change was applied.
 
     The update matches on the current status, so of two workers (or a worker and a status
     request) racing, exactly one wins and the other sees False. The history entry is pushed in
     the same single-document update, so history and status can never disagree. `by` says who
-    made the change (the service itself, or an operator).
+    made the change (the service itself, an operator, the owner). `match` names further fields
+    the job must still hold for the change to apply.
     """
     if not can_transition(from_status, to_status):
         raise IllegalTransition(f"{from_status} -> {to_status}")
     changed = _record_change(
         job_id,
-        match={"status": from_status},
+        match={**(match or {}), "status": from_status},
         to_status=to_status,
         reason=reason,
         by=by,
@@ -140,11 +142,37 @@ def _record_change(
     )
 
 
+def job_claim_submit(job_id: uuid.UUID, *, remote_job_id: str) -> bool:
+    """Mark a STORED job as being submitted (its remote job id set); False if it is not STORED.
+
+    A worker claims the submit before it sends anything to JobService, so a cancel can tell a
+    job JobService cannot have (no claim: cancelled locally, and this claim then fails) from one
+    whose submit may be in flight (claimed: cancelled in JobService). See jobs/cancel.py.
+    """
+    pk = Job._meta.pk
+    claimed = _collection().find_one_and_update(
+        {
+            pk.column: pk.get_db_prep_value(job_id, connection),
+            _column("status"): _db_value("status", Status.STORED),
+        },
+        {"$set": {_column("remote_job_id"): _db_value("remote_job_id", remote_job_id)}},
+        projection={pk.column: 1},
+    )
+    return claimed is not None
+
+
 def job_refresh(job: Job) -> Job:
-    """Ask JobService about a SUBMITTED job, store what changed, return the current job."""
+    """Ask JobService about a SUBMITTED job, store what changed, return the current job.
+
+    A CANCELLING job's cancel is sent to JobService again instead (jobs/cancel.py).
+    """
     from orchestration.clients import job_service
     from orchestration.clients.http import DownstreamError
 
+    if job.status == Status.CANCELLING:
+        from jobs.cancel import job_cancel_downstream
+
+        return job_cancel_downstream(job)
     if job.status != Status.SUBMITTED:
         return job
     try:

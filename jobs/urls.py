@@ -9,4 +9,5 @@ urlpatterns = [
     path("job", JobViewSet.as_view({"post": "create", "get": "list"}), name="job-list"),
     path("job/<path:job_id>/status", JobViewSet.as_view({"get": "status"}), name="job-status"),
     path("job/<path:job_id>/output", JobViewSet.as_view({"get": "output"}), name="job-output"),
+    path("job/<path:job_id>/cancel", JobViewSet.as_view({"post": "cancel"}), name="job-cancel"),
 ]

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from jobs import errors, idempotency, limits, listing, schema, services, waiting
+from jobs import cancel, errors, idempotency, limits, listing, schema, services, waiting
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
@@ -25,10 +25,16 @@ class JobViewSet(viewsets.GenericViewSet):
     # Only multipart is parsed (to disk); raw bodies are streamed by jobs.uploads itself.
     parser_classes = [MultiPartParser]
     # Per-owner rate limits (jobs/throttling.py), checked before the body is read: POST counts
-    # against the `submit` rate, the listing, status and output reads against the `read` rate
-    # (a status request held by `Prefer: wait` counts once).
+    # against the `submit` rate (so does a cancel: both are writes), the listing, status and
+    # output reads against the `read` rate (a status request held by `Prefer: wait` counts once).
     throttle_classes = [OwnerRateThrottle]
-    throttle_scopes = {"create": "submit", "list": "read", "status": "read", "output": "read"}
+    throttle_scopes = {
+        "create": "submit",
+        "cancel": "submit",
+        "list": "read",
+        "status": "read",
+        "output": "read",
+    }
 
     def perform_content_negotiation(self, request, force=False):
         # The output is the job's own bytes in its own content type, whatever the client's
@@ -105,6 +111,8 @@ class JobViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def output(self, request, job_id: str):
         job = services.job_refresh(self.get_object())
+        if job.status == Status.CANCELLED:
+            raise errors.JobCancelled()
         if job.status in ERROR:
             raise errors.JobFailed(f"The job ended in {job.status} and has no output.")
         if job.status != Status.EXECUTION_COMPLETED:
@@ -117,6 +125,18 @@ class JobViewSet(viewsets.GenericViewSet):
         if blob.content_length is not None:
             response["Content-Length"] = str(blob.content_length)
         return response
+
+    @extend_schema(**schema.CANCEL)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, job_id: str):
+        job = cancel.job_cancel(self.get_object())
+        if job.status == Status.CANCELLED:
+            return Response(self.get_serializer(job).data)
+        if job.status == Status.CANCELLING:
+            # JobService has not confirmed yet; status requests and the reconciler finish it.
+            return Response(self.get_serializer(job).data, status=202)
+        # Final before the cancel, or finished in JobService just before the cancel arrived.
+        raise errors.JobNotCancellable(f"The job is {job.status}; a final job cannot be cancelled.")
 
 
 def _chunks(blob):

@@ -4,6 +4,8 @@
   died with the Redis broker) are enqueued again.
 - SUBMITTED jobs that nobody polls are refreshed from JobService, on a slower cadence, so the
   stored status (admin, listings) does not go stale.
+- CANCELLING jobs (JobService could not be reached when the owner cancelled) get their cancel
+  sent to JobService again, on the same cadence, until it ends them (jobs/cancel.py).
 - Staged inputs that no retry can need any more are deleted (see `staging_cleanup`).
 
 Each job is claimed with a compare-and-set on `checked_at` before anything is done to it, so two
@@ -24,6 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.cancel import job_cancel_downstream
 from jobs.models import Job
 from jobs.services import job_refresh
 from jobs.states import Status
@@ -36,11 +39,13 @@ logger = logging.getLogger(__name__)
 class Report:
     requeued: list[str] = field(default_factory=list)
     refreshed: list[str] = field(default_factory=list)
+    cancel_retried: list[str] = field(default_factory=list)
     staged_removed: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{len(self.requeued)} requeued, {len(self.refreshed)} refreshed, "
+            f"{len(self.cancel_retried)} cancels retried, "
             f"{len(self.staged_removed)} staged files removed"
         )
 
@@ -71,9 +76,13 @@ def reconcile(
     for job in _until(deadline, unpolled):
         job_refresh(job)
         report.refreshed.append(str(job.id))
+    cancelling = _claim(Status.CANCELLING, idle_for=refresh_after, now=now, limit=limit)
+    for job in _until(deadline, cancelling):
+        job_cancel_downstream(job)
+        report.cancel_retried.append(str(job.id))
     if time.monotonic() < deadline:
         report.staged_removed = staging_cleanup(now=now)
-    if report.requeued or report.refreshed or report.staged_removed:
+    if report.requeued or report.refreshed or report.cancel_retried or report.staged_removed:
         logger.info("reconcile: %s", report)
     return report
 

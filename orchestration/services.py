@@ -5,8 +5,15 @@ overwrites the same blob and re-submits the same job instead of creating duplica
 status change is compare-and-set, so a step that another worker already took is not taken twice.
 Transient downstream failures are retried inside the step (orchestration/retry.py); only when
 that gives up does the job move to an error state, with the last error and the attempts made.
+
+The owner may cancel at any point (jobs/cancel.py). A job cancelled before its submit is never
+sent to JobService: the submit is claimed by compare-and-set on STORED before anything is sent,
+and every attempt checks the job is still STORED. A worker that loses the race to a cancel
+deletes the blob it stored (best effort); one whose submit was in flight when the cancel came
+sends the cancel to JobService itself once its submit is over.
 """
 
+import contextlib
 import logging
 import uuid
 
@@ -14,11 +21,13 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from jobs.cancel import job_cancel_downstream
 from jobs.models import Job
-from jobs.services import error_detail, job_transition
+from jobs.services import error_detail, job_claim_submit, job_transition
 from jobs.states import Status
 from orchestration import staging
 from orchestration.clients import blob_service, job_service
+from orchestration.clients.http import DownstreamError
 from orchestration.retry import GaveUp, call_with_retries
 
 logger = logging.getLogger(__name__)
@@ -71,22 +80,58 @@ def job_store_input(*, job: Job) -> Job:
         )
     job.refresh_from_db()
     if job.status not in (Status.CREATED, Status.STORED_ERROR):
-        # BlobService has the input; nothing (no retry) needs the staged copy any more.
+        # BlobService has the input (or the job was cancelled); no retry needs the staged copy.
         staging.discard(job.id)
+    if job.status == Status.CANCELLED:
+        # Cancelled while this upload ran: CREATED -> STORED failed, and the blob is ours alone.
+        _delete_blob(job, blob_id)
     return job
 
 
 def job_submit(*, job: Job) -> Job:
     """STORED -> SUBMITTED (or SUBMITTED_ERROR): submit the stored blob to JobService."""
     remote_job_id = str(job.id)  # derived, so a repeated submit finds the same remote job
-    _run_step(
-        job,
-        lambda: job_service.submit_job(remote_job_id, blob_id=job.blob_id),
-        done="submitted to JobService",
-        fields={"remote_job_id": remote_job_id},
-    )
+    if not job_claim_submit(job.id, remote_job_id=remote_job_id):
+        # Cancelled (or moved on by another worker) before anything was sent.
+        job.refresh_from_db()
+        if job.status == Status.CANCELLED:
+            _delete_blob(job, job.blob_id)
+        return job
+
+    def submit():
+        # Checked before every attempt: a cancel that landed during the backoff must not be
+        # followed by a submit (the cancel has moved the job to CANCELLING).
+        if not Job.objects.filter(pk=job.id, status=Status.STORED).exists():
+            raise _NoLongerStored
+        return job_service.submit_job(remote_job_id, blob_id=job.blob_id)
+
+    # Leaving STORED mid-step is no failure of the step: nothing more is sent, nothing recorded.
+    with contextlib.suppress(_NoLongerStored):
+        _run_step(
+            job, submit, done="submitted to JobService", fields={"remote_job_id": remote_job_id}
+        )
     job.refresh_from_db()
+    if job.status == Status.CANCELLING:
+        # The owner cancelled while this submit was claimed. It is over now, so JobService's
+        # answer to the cancel is conclusive, including "no such job".
+        job = job_cancel_downstream(job, submit_over=True)
     return job
+
+
+class _NoLongerStored(Exception):
+    """The job left STORED (a cancel) before a submit attempt: stop without sending it."""
+
+
+def _delete_blob(job: Job, blob_id: str) -> None:
+    if not blob_id:
+        return
+    try:
+        blob_service.delete_blob(blob_id)
+    except DownstreamError as exc:
+        # Harmless if it stays: nothing reads the blob of a cancelled job.
+        logger.info("job %s: blob of the cancelled job not deleted: %s", job.id, exc)
+    else:
+        logger.info("job %s: cancelled; its blob was deleted", job.id)
 
 
 # The status each in-flight status moves to when its step succeeds.

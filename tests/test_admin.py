@@ -529,11 +529,14 @@ def test_the_summary_counts_a_tenants_jobs_and_names_the_stuck_ones(tenant_jobs)
         "SUBMITTED_ERROR": "0",
         "EXECUTION_COMPLETED": "1",
         "EXECUTION_ERROR": "0",
+        "CANCELLING": "0",
+        "CANCELLED": "0",
     }
     assert "  CREATED/STORED unchanged for 1h or more: 1" in lines
     assert f"    {tenant_jobs['stuck'].pk}  CREATED    2h" in lines
     assert "  SUBMITTED unchanged for 5m or more: 1" in lines
     assert f"    {tenant_jobs['submitted'].pk}  SUBMITTED  10m" in lines
+    assert "  CANCELLING unchanged for 5m or more: 0" in lines
     assert str(tenant_jobs["fresh"].pk) not in text
     assert re.search(r"^  \d+ waiting, \d+ in flight; oldest waiting: ", text, re.M)
     assert re.search(r"^Tasks in the last hour: \d+ succeeded, \d+ failed$", text, re.M)
@@ -548,7 +551,7 @@ def test_the_summary_as_json_counts_every_tenant(tenant_jobs):
     assert by_status["CREATED"] >= 2 and by_status["SUBMITTED"] >= 1
     assert summary["jobs"]["total"] == sum(by_status.values()) >= 4
     assert summary["tenant"] is None
-    assert set(summary["stuck"]) == {"created_or_stored", "submitted"}
+    assert set(summary["stuck"]) == {"created_or_stored", "submitted", "cancelling"}
     assert summary["queue"]["broker"] == "mongodb"
     assert summary["tasks"]["save_limit"] == Conf.SAVE_LIMIT
     assert set(summary["staging"]) >= {"inputs", "input_bytes", "partial_uploads"}

@@ -296,22 +296,37 @@ def test_it_skips_what_cannot_be_retried_and_says_why(stack, alice, mallory, mak
     completed = make_job(alice, "EXECUTION_COMPLETED")
     failed = make_job(alice, "EXECUTION_ERROR")
     running = make_job(alice, "SUBMITTED")
+    cancelling = make_job(alice, "CANCELLING")
+    cancelled = make_job(alice, "CANCELLED")
     elsewhere = make_job(mallory, "STORED_ERROR", data=b"not this tenant's")
     unknown = uuid.uuid4()
 
     output = retry_jobs(
-        completed.id, failed.id, running.id, elsewhere.id, unknown, "--tenant", alice.tenant_id
+        completed.id,
+        failed.id,
+        running.id,
+        cancelling.id,
+        cancelled.id,
+        elsewhere.id,
+        unknown,
+        "--tenant",
+        alice.tenant_id,
     )
 
     assert {row[0]: (row[3], row[5]) for row in rows(output)} == {
         str(completed.id): ("skip", "final; nothing to retry"),
         str(failed.id): ("skip", "final; nothing to retry"),
         str(running.id): ("skip", "running in JobService; its status is refreshed from there"),
+        str(cancelling.id): (
+            "skip",
+            "being cancelled; the reconciler sends the cancel to JobService again",
+        ),
+        str(cancelled.id): ("skip", "cancelled by its owner; never retried"),
         str(elsewhere.id): ("skip", "not selected by --status/--older-than/--tenant/--limit"),
         str(unknown): ("skip", "no such job"),
     }
-    assert output.splitlines()[-1] == "0 retried, 0 requeued, 5 skipped."
-    for job in (completed, failed, running, elsewhere):
+    assert output.splitlines()[-1] == "0 retried, 0 requeued, 7 skipped."
+    for job in (completed, failed, running, cancelling, cancelled, elsewhere):
         status = job.status
         job.refresh_from_db()
         assert job.status == status and job.history == []

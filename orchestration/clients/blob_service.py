@@ -113,6 +113,17 @@ def open_blob(blob_id: str) -> BlobStream:
     raise error
 
 
+def delete_blob(blob_id: str) -> bool:
+    """Delete blob `blob_id`; False when it did not exist."""
+    response = send(SERVICE, "DELETE", _blob_url(blob_id))
+    if is_success(response):
+        return True
+    error = error_from_response(SERVICE, response)
+    if error.status_code == 404 and error.code == "blob_not_found":
+        return False  # the outcome the caller wants: no such blob
+    raise error
+
+
 def _blob_url(blob_id: str) -> str:
     return service_url(settings.BLOBSERVICE_URL, "blobs", blob_id)
 

@@ -70,11 +70,17 @@ def get_job(job_id: str) -> RemoteJob:
 
 
 def cancel_job(job_id: str) -> RemoteJob:
-    """Cancel job `job_id`; a job that already finished is returned as it is."""
+    """Cancel job `job_id`; a job that already finished is returned as it is.
+
+    Raises RemoteJobNotFound when it does not exist.
+    """
     response = send(SERVICE, "DELETE", _job_url(job_id))
     if is_success(response):
         return _remote_job(response, json_object(SERVICE, response))
     error = error_from_response(SERVICE, response)
+    if error.status_code == 404 and error.code == "job_not_found":
+        # As for get_job: only the service's own "not found" says the job does not exist.
+        raise RemoteJobNotFound(SERVICE, error.message, status_code=404, code=error.code)
     if error.status_code == 409 and error.code == "job_final":
         # Cancelling a finished job is not a failure for the caller: the final state is the
         # answer it needs, so the document the service attached is returned instead.

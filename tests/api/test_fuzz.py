@@ -50,6 +50,7 @@ def test_the_api_answers_as_its_schema_says(stack, alice, mode):
         "GET /api/v1/job",
         "GET /api/v1/job/{job_id}/status",
         "GET /api/v1/job/{job_id}/output",
+        "POST /api/v1/job/{job_id}/cancel",
     }
 
     for operation in operations:
@@ -83,3 +84,15 @@ def test_real_jobs_are_answered_as_described(stack, alice):
                 case.call_and_validate(headers=alice.headers, checks=CHECKS, timeout=30)
 
             answers_as_described()
+
+    # Cancels of real jobs, after the reads: 409 for the final ones; 200 (202 while JobService
+    # has not confirmed) for the third if it is still running, 409 if it finished meanwhile.
+    (cancel,) = [op for op in _operations(stack) if op.label.endswith("/cancel")]
+    for job_id in (done, failed, running):
+
+        @settings(BOUNDS, max_examples=3)
+        @given(case=cancel.as_strategy(path_parameters={"job_id": job_id}))
+        def cancel_answers_as_described(case):
+            case.call_and_validate(headers=alice.headers, checks=CHECKS, timeout=30)
+
+        cancel_answers_as_described()

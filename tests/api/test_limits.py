@@ -170,6 +170,25 @@ def test_reads_past_the_read_rate_are_refused_per_owner(limited, alice, bob, mak
     assert _post(limited, alice).status_code == 202
 
 
+def test_cancels_count_against_the_submit_rate(limited, alice, make_jobs):
+    jobs = make_jobs(alice, *[Status.CREATED] * SUBMIT_LIMIT)
+    assert _post(limited, alice).status_code == 202
+
+    answers = [
+        requests.post(
+            f"{limited.api}/api/v1/job/{job.id}/cancel", headers=alice.headers, timeout=30
+        )
+        for job in jobs
+    ]
+
+    # One POST and SUBMIT_LIMIT - 1 cancels fill the rate; the last cancel is refused.
+    assert [answer.status_code for answer in answers] == [200] * (SUBMIT_LIMIT - 1) + [429]
+    _assert_problem(answers[-1], 429, "rate_limited")
+    assert Job.objects.get(pk=jobs[-1].pk).status == Status.CREATED
+    # Reads are counted apart.
+    assert _get(limited, alice, jobs[0].id).json()["status"] == Status.CANCELLED
+
+
 def test_the_counts_are_shared_by_the_apis_worker_processes(limited, alice, make_jobs):
     (job,) = make_jobs(alice, Status.EXECUTION_COMPLETED)
     path = f"/api/v1/job/{job.id}/status"

@@ -19,6 +19,7 @@ EXPECTED_STATUSES = {
     ("/api/v1/job", "get"): {200, 400, 401, 406, 429, 500, 503},
     ("/api/v1/job/{job_id}/status", "get"): {200, 400, 401, 404, 406, 429, 500, 503},
     ("/api/v1/job/{job_id}/output", "get"): {200, 400, 401, 404, 406, 429, 500, 502, 503},
+    ("/api/v1/job/{job_id}/cancel", "post"): {200, 202, 400, 401, 404, 406, 409, 429, 500, 503},
 }
 
 
@@ -115,7 +116,15 @@ def test_each_error_response_names_its_codes(schema):
     }
     assert _codes(schema, *submit, 413) == {"input_too_large", "request_too_large"}
     assert _codes(schema, *submit, 429) == {"rate_limited", "too_many_active_jobs"}
-    assert _codes(schema, *output, 404) == {"job_not_found", "output_not_ready", "job_failed"}
+    assert _codes(schema, *output, 404) == {
+        "job_not_found",
+        "output_not_ready",
+        "job_failed",
+        "job_cancelled",
+    }
+    cancel = ("/api/v1/job/{job_id}/cancel", "post")
+    assert _codes(schema, *cancel, 404) == {"job_not_found"}
+    assert _codes(schema, *cancel, 409) == {"job_not_cancellable"}
     assert _codes(schema, *output, 502) == {"downstream_unavailable"}
     assert _codes(schema, "/api/v1/job/{job_id}/status", "get", 404) == {"job_not_found"}
     assert _codes(schema, "/api/v1/job", "get", 400) == {
@@ -219,6 +228,9 @@ def test_the_job_document_is_described_exactly(schema):
     assert set(error["properties"]) == {"code", "service", "message", "status_code"}
     statuses = schema["components"]["schemas"]["JobStatus"]["enum"]
     assert "EXECUTION_COMPLETED" in statuses and "STORED_ERROR" in statuses
+    assert "CANCELLING" in statuses and "CANCELLED" in statuses
+    links = schema["components"]["schemas"]["JobLinks"]
+    assert set(links["properties"]) == {"status", "output", "cancel"}
     assert job["properties"]["error"]["nullable"] is True
 
 

@@ -13,6 +13,7 @@ from orchestration.clients import http
 from orchestration.clients.blob_service import (
     BlobNotFound,
     StoredBlob,
+    delete_blob,
     open_blob,
     put_blob,
 )
@@ -437,3 +438,32 @@ def test_retry_after_accepts_seconds_and_http_dates(header, expected):
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 
     assert parse_retry_after(header, now=now) == expected
+
+
+# delete_blob
+
+
+def test_delete_blob_deletes_with_the_configured_timeouts(mocked):
+    mocked.delete(BLOB_URL, status=204)
+
+    assert delete_blob("blob-1") is True
+    (call,) = mocked.calls
+    assert call.request.method == "DELETE"
+    assert call.request.req_kwargs["timeout"] == (1.5, 9.0)
+
+
+def test_delete_blob_of_an_unknown_blob_is_false(mocked):
+    mocked.delete(BLOB_URL, json={"code": "blob_not_found"}, status=404)
+
+    assert delete_blob("blob-1") is False
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(503, True), (404, False)])
+def test_delete_blob_other_failures_raise(mocked, status, retryable):
+    # A 404 without the service's code is a misrouted request, not an answer about the blob.
+    mocked.delete(BLOB_URL, body="nope", status=status)
+
+    with pytest.raises(DownstreamError) as caught:
+        delete_blob("blob-1")
+
+    assert caught.value.retryable is retryable

@@ -184,6 +184,33 @@ def test_cancel_job_of_a_finished_job_returns_it_instead_of_raising(mocked):
     assert job.is_final
 
 
+def test_cancel_job_of_an_unknown_job_raises_remote_job_not_found(mocked):
+    mocked.delete(JOB_URL, json={"code": "job_not_found", "detail": "no job"}, status=404)
+
+    with pytest.raises(RemoteJobNotFound) as caught:
+        cancel_job("job-1")
+
+    assert caught.value.status_code == 404
+    assert caught.value.retryable is False
+
+
+def test_cancel_job_treats_a_404_without_the_service_code_as_a_plain_error(mocked):
+    mocked.delete(JOB_URL, body="Not Found", status=404)
+
+    with pytest.raises(DownstreamError) as caught:
+        cancel_job("job-1")
+
+    assert not isinstance(caught.value, RemoteJobNotFound)
+
+
+def test_cancel_job_uses_the_configured_timeouts(mocked):
+    mocked.delete(JOB_URL, json=document(status="CANCELLED"))
+
+    cancel_job("job-1")
+
+    assert mocked.calls[0].request.req_kwargs["timeout"] == (0.5, 4.0)
+
+
 def test_cancel_job_final_without_a_job_document_raises_the_conflict(mocked):
     mocked.delete(JOB_URL, json={"code": "job_final"}, status=409)
 

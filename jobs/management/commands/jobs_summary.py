@@ -47,7 +47,7 @@ class Command(BaseCommand):
             "--refresh-after",
             type=float,
             metavar="S",
-            help="SUBMITTED unchanged this many seconds is overdue for a refresh "
+            help="SUBMITTED/CANCELLING unchanged this many seconds is overdue for a refresh "
             "(default: RECONCILE_REFRESH_AFTER)",
         )
 
@@ -81,6 +81,8 @@ def jobs_summary(*, tenant: str | None, stuck_after: float, refresh_after: float
         "stuck": {
             "created_or_stored": _idle(jobs, IN_FLIGHT, seconds=stuck_after, now=now),
             "submitted": _idle(jobs, (Status.SUBMITTED,), seconds=refresh_after, now=now),
+            # A cancel JobService has not confirmed for this long: it keeps failing downstream.
+            "cancelling": _idle(jobs, (Status.CANCELLING,), seconds=refresh_after, now=now),
         },
         "queue": _queue(now),
         "tasks": _tasks(now),

@@ -8,7 +8,8 @@ from orchestration.reconcile import reconcile
 class Command(BaseCommand):
     help = (
         "Run one reconciler pass now: re-enqueue stuck CREATED/STORED jobs, refresh SUBMITTED "
-        "ones, remove staged inputs nobody needs. The cluster runs it on a schedule anyway."
+        "ones, send the cancel of CANCELLING ones to JobService again, remove staged inputs "
+        "nobody needs. The cluster runs it on a schedule anyway."
     )
 
     def add_arguments(self, parser):
@@ -16,7 +17,9 @@ class Command(BaseCommand):
             "--stuck-after", type=float, help="seconds (default: RECONCILE_STUCK_AFTER)"
         )
         parser.add_argument(
-            "--refresh-after", type=float, help="seconds (default: RECONCILE_REFRESH_AFTER)"
+            "--refresh-after",
+            type=float,
+            help="seconds, for SUBMITTED and CANCELLING jobs (default: RECONCILE_REFRESH_AFTER)",
         )
 
     def handle(self, *args, **options):
@@ -29,6 +32,8 @@ class Command(BaseCommand):
             self.stdout.write(f"requeued  {job_id}")
         for job_id in report.refreshed:
             self.stdout.write(f"refreshed {job_id}")
+        for job_id in report.cancel_retried:
+            self.stdout.write(f"cancel retried {job_id}")
 
 
 def _delta(seconds: float | None) -> timedelta | None:
