@@ -31,13 +31,24 @@ class JobLinksSerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     """The job document returned by every endpoint."""
 
+    callback_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
-        fields = ["id", "status", "created_at", "updated_at", "error", "links"]
+        fields = ["id", "status", "created_at", "updated_at", "callback_url", "error", "links"]
         read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.URLField(
+            allow_null=True,
+            help_text="Where the job document is POSTed, signed, when the job is final "
+            "(`X-FrontService-*` headers); null without one.",
+        )
+    )
+    def get_callback_url(self, job: Job) -> str | None:
+        return job.callback_url or None
 
     @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
@@ -53,7 +64,10 @@ class JobSerializer(serializers.ModelSerializer):
 
         def url(name: str) -> str:
             path = reverse(name, kwargs={"job_id": job.id})
-            return request.build_absolute_uri(path) if request else path
+            if request:
+                return request.build_absolute_uri(path)
+            # Outside a request (a webhook's document): the host the job was submitted to.
+            return f"{job.base_url}{path}"
 
         return {"status": url("job-status"), "output": url("job-output")}
 

@@ -5,6 +5,8 @@
 - SUBMITTED jobs that nobody polls are refreshed from JobService, on a slower cadence, so the
   stored status (admin, listings) does not go stale.
 - Staged inputs that no retry can need any more are deleted (see `staging_cleanup`).
+- Final jobs whose webhook is still PENDING and not being sent (its task was lost, or died)
+  get a delivery task again (webhooks/delivery.py).
 
 Each job is claimed with a compare-and-set on `checked_at` before anything is done to it, so two
 reconcilers running at once (two clusters) never both act on the same job in one window.
@@ -19,10 +21,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, WebhookStatus
 from jobs.services import job_refresh
-from jobs.states import Status
+from jobs.states import FINAL, Status
 from orchestration import staging, tasks
+from webhooks.tasks import enqueue_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +35,13 @@ class Report:
     requeued: list[str] = field(default_factory=list)
     refreshed: list[str] = field(default_factory=list)
     staged_removed: list[str] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{len(self.requeued)} requeued, {len(self.refreshed)} refreshed, "
-            f"{len(self.staged_removed)} staged files removed"
+            f"{len(self.staged_removed)} staged files removed, "
+            f"{len(self.webhooks)} webhooks enqueued"
         )
 
 
@@ -44,11 +49,14 @@ def reconcile(
     *,
     stuck_after: timedelta | None = None,
     refresh_after: timedelta | None = None,
+    webhook_after: timedelta | None = None,
     now: datetime | None = None,
     limit: int | None = None,
 ) -> Report:
     now = now or timezone.now()
     stuck_after = _seconds(stuck_after, settings.RECONCILE_STUCK_AFTER)
+    # Like a stuck job: longer than a delivery task may run, so a running one is left alone.
+    webhook_after = _seconds(webhook_after, settings.RECONCILE_STUCK_AFTER)
     refresh_after = _seconds(refresh_after, settings.RECONCILE_REFRESH_AFTER)
     limit = limit or settings.RECONCILE_BATCH
     report = Report()
@@ -61,8 +69,15 @@ def reconcile(
     for job in _claim(Status.SUBMITTED, idle_for=refresh_after, now=now, limit=limit):
         job_refresh(job)
         report.refreshed.append(str(job.id))
+    unsent = Q(webhook_status=WebhookStatus.PENDING) & (
+        Q(webhook_claimed_at__isnull=True) | Q(webhook_claimed_at__lte=now - webhook_after)
+    )
+    for job in _claim(*FINAL, idle_for=webhook_after, now=now, limit=limit, where=unsent):
+        logger.warning("job %s: webhook pending and not being sent; enqueued again", job.id)
+        enqueue_webhook(job.id)
+        report.webhooks.append(str(job.id))
     report.staged_removed = staging_cleanup(now=now)
-    if report.requeued or report.refreshed or report.staged_removed:
+    if report.requeued or report.refreshed or report.staged_removed or report.webhooks:
         logger.info("reconcile: %s", report)
     return report
 
@@ -71,12 +86,17 @@ def _seconds(value: timedelta | None, default_seconds: float) -> timedelta:
     return value if value is not None else timedelta(seconds=default_seconds)
 
 
-def _claim(*statuses: str, idle_for: timedelta, now: datetime, limit: int) -> list[Job]:
-    """Jobs in `statuses` idle for `idle_for`, each claimed by this pass alone."""
+def _claim(
+    *statuses: str, idle_for: timedelta, now: datetime, limit: int, where: Q | None = None
+) -> list[Job]:
+    """Jobs in `statuses` idle for `idle_for` (and matching `where`), each claimed by this pass
+    alone."""
     cutoff = now - idle_for
     idle = Q(status__in=statuses, updated_at__lte=cutoff) & (
         Q(checked_at__isnull=True) | Q(checked_at__lte=cutoff)
     )
+    if where is not None:
+        idle &= where
     claimed = []
     for job in Job.objects.filter(idle).order_by("updated_at")[:limit]:
         # Compare-and-set on the same condition: of two passes, one gets 1, the other 0.
