@@ -109,6 +109,7 @@ def test_each_error_response_names_its_codes(schema):
         "empty_input",
         "missing_input",
         "invalid_idempotency_key",
+        "invalid_callback_url",
         "malformed_request",
         "bad_request",
     }
@@ -191,10 +192,31 @@ def test_output_is_binary_of_any_media_type(schema):
 def test_the_job_document_is_described_exactly(schema):
     job = schema["components"]["schemas"]["Job"]
 
-    assert set(job["properties"]) == {"id", "status", "created_at", "updated_at", "error", "links"}
+    assert set(job["properties"]) == {
+        "id",
+        "status",
+        "created_at",
+        "updated_at",
+        "callback_url",
+        "error",
+        "links",
+    }
     statuses = schema["components"]["schemas"]["JobStatus"]["enum"]
     assert "EXECUTION_COMPLETED" in statuses and "STORED_ERROR" in statuses
     assert job["properties"]["error"]["nullable"] is True
+    assert job["properties"]["callback_url"]["nullable"] is True
+
+
+def test_the_callback_url_is_described_as_query_parameter_and_form_field(schema):
+    operation = _operation(schema, "/api/v1/job", "post")
+
+    [parameter] = [p for p in operation["parameters"] if p["name"] == "callback_url"]
+    assert parameter["in"] == "query"
+    assert "invalid_callback_url" in parameter["description"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    form_schema = schema["components"]["schemas"][form.rsplit("/", 1)[-1]]
+    assert "callback_url" in form_schema["properties"]
+    assert "X-FrontService-Signature" in operation["description"]
 
 
 def test_it_is_served_as_yaml_by_default(stack):
