@@ -4,6 +4,8 @@ Defaults run the whole service on this machine with the embedded MongoDB (``make
 production sets MONGODB_URI, the downstream URLs, the JWT key and audience.
 """
 
+import ipaddress
+import json
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -272,6 +274,56 @@ else:
     Q_CLUSTER["broker_class"] = "orchestration.broker.ForkSafeMongo"
 Q_CLUSTER.pop("orm")
 
+# --- Completion webhooks (webhooks/, README "Webhooks") -----------------------------------
+# Signs every delivery (HMAC-SHA256 of "<timestamp>.<body>"); production refuses the default.
+WEBHOOK_SECRET = env_str("WEBHOOK_SECRET", "dev-only-webhook-secret-change-me")
+# Secrets of their own for some tenants, as a JSON object {"<tenant id>": "<secret>"} (or a
+# file through WEBHOOK_TENANT_SECRETS_FILE); every other tenant's deliveries use WEBHOOK_SECRET.
+_tenant_secrets_text = env_str("WEBHOOK_TENANT_SECRETS", "")
+try:
+    WEBHOOK_TENANT_SECRETS = json.loads(_tenant_secrets_text) if _tenant_secrets_text else {}
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WEBHOOK_TENANT_SECRETS is not JSON: {exc}") from exc
+if not isinstance(WEBHOOK_TENANT_SECRETS, dict) or not all(
+    isinstance(value, str) and value for value in WEBHOOK_TENANT_SECRETS.values()
+):
+    raise ImproperlyConfigured(
+        'WEBHOOK_TENANT_SECRETS must be a JSON object {"<tenant id>": "<non-empty secret>"}.'
+    )
+# The SSRF guard (webhooks/ssrf.py) refuses callbacks to loopback, private, link-local, CGNAT,
+# multicast, reserved and unspecified addresses, except on these hosts (exact names, or
+# ".example.internal" for a domain and its subdomains) and networks (CIDRs). Cloud metadata
+# addresses are refused whatever these say.
+WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env_list("WEBHOOK_ALLOWED_HOSTS", "")]
+try:
+    WEBHOOK_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(network, strict=False)
+        for network in env_list("WEBHOOK_ALLOWED_NETWORKS", "")
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {exc}") from exc
+WEBHOOK_URL_MAX_LENGTH = env_int("WEBHOOK_URL_MAX_LENGTH", 2048, minimum=16)
+# Resolving a callback's host (at POST time and before each delivery attempt), and each attempt.
+WEBHOOK_DNS_TIMEOUT = env_float("WEBHOOK_DNS_TIMEOUT", 2.0, minimum=0.1)
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.05, minimum=0.1)
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0, minimum=0.1)
+# Attempts per event, over every task run, with orchestration/retry.py's full-jitter backoff
+# between them; the waits of one task run end by WEBHOOK_RETRY_DEADLINE.
+WEBHOOK_RETRY_ATTEMPTS = env_int("WEBHOOK_RETRY_ATTEMPTS", 6, minimum=1)
+WEBHOOK_RETRY_BASE = env_float("WEBHOOK_RETRY_BASE", 1.0, minimum=0.0)
+WEBHOOK_RETRY_CAP = env_float("WEBHOOK_RETRY_CAP", 30.0, minimum=0.0)
+WEBHOOK_RETRY_DEADLINE = env_float("WEBHOOK_RETRY_DEADLINE", 120.0, minimum=0.0)
+_webhook_task_bound = (
+    WEBHOOK_RETRY_DEADLINE + WEBHOOK_DNS_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT + WEBHOOK_READ_TIMEOUT
+)
+if _webhook_task_bound >= Q_TIMEOUT:
+    # A delivery task claims its webhook for Q_TIMEOUT; one running longer would be killed by
+    # django-q2 and its webhook taken over by a second task while the first still sends.
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed WEBHOOK_RETRY_DEADLINE + WEBHOOK_DNS_TIMEOUT + "
+        f"WEBHOOK_CONNECT_TIMEOUT + WEBHOOK_READ_TIMEOUT = {_webhook_task_bound}."
+    )
+
 # --- Reconciler (orchestration/reconcile.py), a django-q2 schedule --------------------------
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 1, minimum=1)
 # CREATED/STORED untouched this long is stuck. Longer than a task may run (Q_TIMEOUT), so a job
@@ -393,7 +445,8 @@ if PRODUCTION:
     _problems = []
     if DEBUG:
         _problems.append("DJANGO_DEBUG must be off")
-    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY}
+    # WEBHOOK_SECRET too: with a known secret anyone could forge deliveries to our users.
+    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY, "WEBHOOK_SECRET": WEBHOOK_SECRET}
     if JWT_ALGORITHM.startswith("HS"):
         _secrets["JWT_SIGNING_KEY"] = JWT_SIGNING_KEY
     elif not (env_is_set("JWT_VERIFYING_KEY") or env_is_set("JWT_JWKS_URL")):

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django_q.models import Failure, Success
 
-from jobs.models import Job
+from jobs.models import Job, WebhookDelivery
 from jobs.retries import job_retry
 from jobs.services import job_refresh
 from jobs.states import Status
@@ -29,6 +29,46 @@ TENANT_FILTER_LIMIT = 50
 # request. `manage.py reconcile --refresh-after 0` refreshes any number.
 REFRESH_LIMIT = 100
 _HISTORY_COLUMNS = ("at", "from", "to", "reason", "by")
+_ATTEMPT_COLUMNS = ("attempt", "at", "address", "status_code", "error", "duration_ms")
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    """A job's webhook events and every attempt to send them; read only, like the job."""
+
+    model = WebhookDelivery
+    fk_name = "job"
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    fields = ("id", "event", "job_status", "status", "url", "attempts_table", "created_at")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Attempts")
+    def attempts_table(self, delivery: WebhookDelivery) -> str:
+        if not delivery.attempts:
+            return "No attempt yet."
+        header = format_html_join("", "<th>{}</th>", ((name,) for name in _ATTEMPT_COLUMNS))
+        rows = format_html_join(
+            "\n",
+            "<tr>" + "<td>{}</td>" * len(_ATTEMPT_COLUMNS) + "</tr>",
+            (
+                tuple(
+                    _when(entry.get("at")) if name == "at" else _or_dash(entry.get(name))
+                    for name in _ATTEMPT_COLUMNS
+                )
+                for entry in delivery.attempts
+            ),
+        )
+        return format_html(
+            "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", header, rows
+        )
 
 
 class TenantFilter(admin.SimpleListFilter):
@@ -81,6 +121,16 @@ class JobAdmin(admin.ModelAdmin):
         ("Input", {"fields": ("content_type", "input_size", "blob_id", "remote_job_id")}),
         ("Status history", {"fields": ("history_table",)}),
         ("Last downstream error", {"fields": ("error_details",)}),
+        (
+            "Completion webhook",
+            {
+                "fields": (
+                    "callback_url",
+                    ("webhook_status", "webhook_delivery_id", "webhook_claimed_at"),
+                    "base_url",
+                )
+            },
+        ),
         ("Background tasks", {"fields": ("orchestration_tasks", "queue")}),
     )
     readonly_fields = [
@@ -91,6 +141,7 @@ class JobAdmin(admin.ModelAdmin):
         "queue",
     ]
     actions = ["retry_selected_jobs", "refresh_selected_jobs"]
+    inlines = [WebhookDeliveryInline]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -233,6 +284,10 @@ class JobAdmin(admin.ModelAdmin):
                 "`manage.py reconcile --refresh-after 0` refreshes any number.",
                 messages.WARNING,
             )
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None or value == "" else str(value)
 
 
 def _when(at: str | None) -> str:

@@ -112,6 +112,15 @@ class InvalidIdempotencyKey(ApiError):
     default_detail = "Idempotency-Key must be 1 to 255 visible ASCII characters."
 
 
+class InvalidCallbackURL(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_callback_url"
+    default_detail = (
+        "callback_url must be an http(s) URL without credentials whose host resolves only to "
+        "public addresses."
+    )
+
+
 class IdempotencyKeyReused(ApiError):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "idempotency_key_reused"

@@ -46,7 +46,12 @@ class Replay:
 
 
 def answer_once(
-    *, owner: Principal, key: str | None, upload: StagedUpload, create: Callable[[], dict]
+    *,
+    owner: Principal,
+    key: str | None,
+    upload: StagedUpload,
+    create: Callable[[], dict],
+    callback_url: str | None = None,
 ) -> tuple[int, dict]:
     """Create the job (`create` returns its document) once per key; repeats get that answer.
 
@@ -58,7 +63,11 @@ def answer_once(
         claim = begin(
             owner=owner,
             key=key,
-            fingerprint=fingerprint(content_type=upload.content_type, body_sha256=upload.sha256),
+            fingerprint=fingerprint(
+                content_type=upload.content_type,
+                body_sha256=upload.sha256,
+                callback_url=callback_url,
+            ),
         )
     except BaseException:
         # Refused (409, 422) or failed: no job will ever take this staged copy.
@@ -88,9 +97,14 @@ def key_from_request(request) -> str | None:
     return key
 
 
-def fingerprint(*, content_type: str, body_sha256: str) -> str:
-    """What makes two requests "the same": the body and the content type it was sent as."""
-    return hashlib.sha256(f"{content_type}\n{body_sha256}".encode()).hexdigest()
+def fingerprint(*, content_type: str, body_sha256: str, callback_url: str | None = None) -> str:
+    """What makes two requests "the same": the body, the content type it was sent as, and the
+    callback_url. Without a callback the text is what it was before callbacks existed, so keys
+    stored then still match their repeats."""
+    text = f"{content_type}\n{body_sha256}"
+    if callback_url is not None:
+        text += f"\n{callback_url}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def begin(*, owner: Principal, key: str, fingerprint: str) -> IdempotencyKey | Replay:

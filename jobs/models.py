@@ -6,6 +6,14 @@ from django.urls import reverse
 from jobs.states import FINAL, Status
 
 
+class WebhookStatus(models.TextChoices):
+    """Where a job's completion webhook stands (webhooks/delivery.py)."""
+
+    PENDING = "PENDING"  # to be sent (or being sent: see Job.webhook_claimed_at)
+    DELIVERED = "DELIVERED"  # the receiver answered 2xx
+    FAILED = "FAILED"  # given up: a 4xx (not 408/429), or every attempt failed
+
+
 class Job(models.Model):
     # A random UUID: ids are unguessable, and the blob and remote job ids derive from it.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_column="_id")
@@ -29,9 +37,27 @@ class Job(models.Model):
     history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Completion webhook (README "Webhooks"). The URL was checked by the SSRF guard at POST time
+    # and never changes afterwards. Empty: no callback (the job document says null).
+    callback_url = models.CharField(max_length=2048, blank=True, default="")
+    # Scheme and host the job was submitted to ("https://api.example.com"): the webhook's
+    # document carries absolute links like the API's answers, built from the same Host.
+    base_url = models.CharField(max_length=2048, blank=True, default="")
+    # Set in the same compare-and-set that makes the job final (jobs.services.job_transition),
+    # so a final job with a callback can never be without a pending webhook. A new delivery id
+    # per finalization: an operator retry that finishes the job again sends a new event.
+    # Empty: no webhook (no callback, or not final yet).
+    webhook_status = models.CharField(
+        max_length=16, choices=WebhookStatus.choices, blank=True, default=""
+    )
+    webhook_delivery_id = models.UUIDField(null=True, blank=True, default=None)
+    # When a delivery task took the webhook on; a claim older than Q_TIMEOUT is a dead task's.
+    webhook_claimed_at = models.DateTimeField(null=True, blank=True, default=None)
 
     class Meta:
         indexes = [
+            # The reconciler's look for webhooks nobody is sending.
+            models.Index(fields=["webhook_status", "updated_at"], name="job_webhook_status"),
             # Owner lookups: every API read filters on (tenant_id, sub) and the id or the date.
             # The listing (jobs/listing.py) walks it in order, newest first, with the id as the
             # tie-break, so the id is in it: a page costs about a page of index entries.
@@ -83,3 +109,38 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.sub}: {self.key}"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to a job's callback_url, with every attempt made to send it.
+
+    The id is the `X-FrontService-Delivery` header, the same on every retry of the event, so
+    a receiver that gets it twice (a lost 2xx, a redelivered task) can tell.
+    """
+
+    id = models.UUIDField(primary_key=True, editable=False, db_column="_id")
+    job = models.ForeignKey(
+        Job,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="webhook_deliveries",
+    )
+    event = models.CharField(max_length=64, default="job.finished")
+    url = models.CharField(max_length=2048)
+    # The job's status the event reports.
+    job_status = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
+    )
+    # Appended atomically, one per HTTP attempt:
+    # [{"attempt", "at", "address", "status_code", "error", "duration_ms"}, ...]
+    attempts = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["job", "-created_at"], name="webhook_job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.id} ({self.status})"

@@ -57,6 +57,11 @@ class JobInputSerializer(serializers.Serializer):
     """A job's input sent as a multipart form."""
 
     input = serializers.FileField(help_text="The input; the part's Content-Type is kept.")
+    callback_url = serializers.URLField(
+        required=False,
+        help_text="Like the `callback_url` query parameter (give one or the other, or both "
+        "the same).",
+    )
 
 
 @extend_schema_serializer(many=False)  # the listing's answer is this object, not an array of it
@@ -179,7 +184,12 @@ SUBMIT = {
     "description": (
         "The input is the raw request body (any media type; `Content-Length` or chunked) or "
         "a `multipart/form-data` file field named `input`. It is staged on disk and the job "
-        "recorded; the answer comes at once, before the job runs. Poll `Location`."
+        "recorded; the answer comes at once, before the job runs. Poll `Location`, or give "
+        "a `callback_url`: when the job is final, its document is POSTed there, signed with "
+        "`X-FrontService-Timestamp` and `X-FrontService-Signature: v1=<hex HMAC-SHA256(secret, "
+        'timestamp + "." + body)>`, with `X-FrontService-Event: job.finished` and '
+        "`X-FrontService-Delivery: <uuid>` (the same on every retry of one event: dedupe on it). "
+        "Retried with backoff on 5xx, 408, 429 and network errors; a 2xx is delivered."
     ),
     "request": {
         "*/*": OpenApiTypes.BINARY,
@@ -187,12 +197,26 @@ SUBMIT = {
     },
     "parameters": [
         OpenApiParameter(
+            "callback_url",
+            {"type": "string", "format": "uri", "maxLength": 2048},
+            OpenApiParameter.QUERY,
+            description=(
+                "Where to POST the job document, signed, when the job is final (README "
+                '"Webhooks"). http or https, a host, no credentials; the host must resolve only '
+                "to public addresses (not loopback, private, link-local, CGNAT, multicast, "
+                "reserved or cloud metadata) unless the service's allow-list permits it. Checked "
+                "before the body is read; refused: 400 `invalid_callback_url`. Part of what "
+                "makes a request the same for `Idempotency-Key`."
+            ),
+        ),
+        OpenApiParameter(
             "Idempotency-Key",
             {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
             OpenApiParameter.HEADER,
             description=(
                 "Makes retrying safe: a repeat of the same request (same input bytes and "
-                "Content-Type) by the same owner gets the first answer, never a second job. "
+                "Content-Type and `callback_url`) by the same owner gets the first answer, never "
+                "a second job. "
                 "1-255 visible ASCII characters, e.g. a UUID; remembered for 24 h by default."
             ),
         ),
@@ -227,6 +251,7 @@ SUBMIT = {
                             "attempts": 0,
                             "input_size": 11,
                             "content_type": "text/plain",
+                            "callback_url": "https://hooks.example.com/frontservice",
                             "error": None,
                             "links": {
                                 "status": "https://frontservice.example/api/v1/job/"
@@ -244,6 +269,7 @@ SUBMIT = {
                 "empty_input",
                 "missing_input",
                 "invalid_idempotency_key",
+                "invalid_callback_url",
                 "malformed_request",
                 "bad_request",
             ),

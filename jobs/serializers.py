@@ -48,6 +48,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     submitted_at = serializers.SerializerMethodField()
     finished_at = serializers.SerializerMethodField()
+    callback_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
@@ -63,6 +64,7 @@ class JobSerializer(serializers.ModelSerializer):
             "attempts",
             "input_size",
             "content_type",
+            "callback_url",
             "error",
             "links",
         ]
@@ -94,6 +96,16 @@ class JobSerializer(serializers.ModelSerializer):
             return None
         return _iso(_current_run(job).get(job.status))
 
+    @extend_schema_field(
+        serializers.URLField(
+            allow_null=True,
+            help_text="Where the job document is POSTed, signed, when the job is final "
+            "(`X-FrontService-*` headers); null without one.",
+        )
+    )
+    def get_callback_url(self, job: Job) -> str | None:
+        return job.callback_url or None
+
     @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
         if job.status not in ERROR or not job.error:
@@ -108,7 +120,10 @@ class JobSerializer(serializers.ModelSerializer):
 
         def url(name: str) -> str:
             path = reverse(name, kwargs={"job_id": job.id})
-            return request.build_absolute_uri(path) if request else path
+            if request:
+                return request.build_absolute_uri(path)
+            # Outside a request (a webhook's document): the host the job was submitted to.
+            return f"{job.base_url}{path}"
 
         return {
             "status": url("job-status"),

@@ -9,8 +9,8 @@ from django.utils import timezone
 from pymongo import ReturnDocument
 
 from frontservice import metrics
-from jobs.models import Job
-from jobs.states import REMOTE_STATUS, Status, can_transition
+from jobs.models import Job, WebhookStatus
+from jobs.states import FINAL, REMOTE_STATUS, Status, can_transition
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +19,27 @@ class IllegalTransition(Exception):
     """A programming error: the caller asked for a change the transition table forbids."""
 
 
-def job_create(*, tenant_id: str, sub: str, staged_file: Path, size: int, content_type: str) -> Job:
+def job_create(
+    *,
+    tenant_id: str,
+    sub: str,
+    staged_file: Path,
+    size: int,
+    content_type: str,
+    callback_url: str = "",
+    base_url: str = "",
+) -> Job:
     """Record a CREATED job for a staged input and enqueue its orchestration."""
     from orchestration import staging, tasks
 
-    job = Job(tenant_id=tenant_id, sub=sub, content_type=content_type, input_size=size)
+    job = Job(
+        tenant_id=tenant_id,
+        sub=sub,
+        content_type=content_type,
+        input_size=size,
+        callback_url=callback_url,
+        base_url=base_url,
+    )
     # The staged file is named after the job before the job exists, so a worker never sees
     # a job whose input is not in place yet.
     staging.promote(staged_file, job.id)
@@ -59,17 +75,23 @@ def job_transition(
     """
     if not can_transition(from_status, to_status):
         raise IllegalTransition(f"{from_status} -> {to_status}")
+    webhook = _webhook_fields(job_id, to_status)
     changed = _record_change(
         job_id,
         match={**(match or {}), "status": from_status},
         to_status=to_status,
         reason=reason,
         by=by,
-        fields=fields,
+        fields={**(fields or {}), **webhook},
     )
     if changed is None:
         return False
     metrics.job_transitioned(from_status, to_status)
+    if webhook:
+        from webhooks.tasks import enqueue_webhook
+
+        # Not enqueued (broker down): the webhook stays PENDING and the reconciler enqueues it.
+        enqueue_webhook(job_id)
     # One JSON line per status change (frontservice/request_log.py adds the request id).
     logger.info(
         "job %s %s -> %s (%s)",
@@ -88,6 +110,23 @@ def job_transition(
         },
     )
     return True
+
+
+def _webhook_fields(job_id: uuid.UUID, to_status: str) -> dict:
+    """The pending webhook to record with a change to a final status, when the job has a callback.
+
+    Recorded in the change's own update, so no final job with a callback is ever without it.
+    The callback is read before the compare-and-set; it never changes after the POST.
+    """
+    if to_status not in FINAL:
+        return {}
+    if not Job.objects.filter(pk=job_id).exclude(callback_url="").exists():
+        return {}
+    return {
+        "webhook_status": WebhookStatus.PENDING,
+        "webhook_delivery_id": uuid.uuid4(),
+        "webhook_claimed_at": None,
+    }
 
 
 def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -> bool:

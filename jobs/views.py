@@ -10,7 +10,17 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from jobs import cancel, errors, idempotency, limits, listing, schema, services, waiting
+from jobs import (
+    callbacks,
+    cancel,
+    errors,
+    idempotency,
+    limits,
+    listing,
+    schema,
+    services,
+    waiting,
+)
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
@@ -62,9 +72,16 @@ class JobViewSet(viewsets.GenericViewSet):
     def create(self, request):
         # A malformed Idempotency-Key is refused before a byte of the body is read.
         key = idempotency.key_from_request(request)
+        # So is a refused ?callback_url= (the SSRF guard, jobs/callbacks.py).
+        callback_url = callbacks.callback_url_from_query(request)
         # So is an owner at its cap of jobs not final yet (jobs/limits.py).
         limits.check_active_jobs(owner=request.user, idempotency_key=key)
         upload = stage_request_body(request)
+        try:
+            callback_url = callbacks.callback_url_from_form(request, from_query=callback_url)
+        except errors.InvalidCallbackURL:
+            upload.path.unlink(missing_ok=True)  # no job will take this staged copy
+            raise
 
         def create_job() -> dict:
             job = services.job_create(
@@ -73,11 +90,18 @@ class JobViewSet(viewsets.GenericViewSet):
                 staged_file=upload.path,
                 size=upload.size,
                 content_type=upload.content_type,
+                callback_url=callback_url or "",
+                # The webhook's links are built as this answer's are: from this Host.
+                base_url=request.build_absolute_uri("/").rstrip("/"),
             )
             return self.get_serializer(job).data
 
         status_code, body = idempotency.answer_once(
-            owner=request.user, key=key, upload=upload, create=create_job
+            owner=request.user,
+            key=key,
+            upload=upload,
+            create=create_job,
+            callback_url=callback_url,
         )
         return Response(body, status=status_code, headers={"Location": body["links"]["status"]})
 

@@ -7,6 +7,8 @@
 - CANCELLING jobs (JobService could not be reached when the owner cancelled) get their cancel
   sent to JobService again, on the same cadence, until it ends them (jobs/cancel.py).
 - Staged inputs that no retry can need any more are deleted (see `staging_cleanup`).
+- Final jobs whose webhook is still PENDING and not being sent (its task was lost, or died)
+  get a delivery task again (webhooks/delivery.py).
 
 Each job is claimed with a compare-and-set on `checked_at` before anything is done to it, so two
 reconcilers running at once (two clusters) never both act on the same job in one window. Each
@@ -27,10 +29,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.cancel import job_cancel_downstream
-from jobs.models import Job
+from jobs.models import Job, WebhookStatus
 from jobs.services import job_refresh
-from jobs.states import Status
+from jobs.states import FINAL, Status
 from orchestration import staging, tasks
+from webhooks.tasks import enqueue_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +44,14 @@ class Report:
     refreshed: list[str] = field(default_factory=list)
     cancel_retried: list[str] = field(default_factory=list)
     staged_removed: list[str] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{len(self.requeued)} requeued, {len(self.refreshed)} refreshed, "
             f"{len(self.cancel_retried)} cancels retried, "
-            f"{len(self.staged_removed)} staged files removed"
+            f"{len(self.staged_removed)} staged files removed, "
+            f"{len(self.webhooks)} webhooks enqueued"
         )
 
 
@@ -54,12 +59,15 @@ def reconcile(
     *,
     stuck_after: timedelta | None = None,
     refresh_after: timedelta | None = None,
+    webhook_after: timedelta | None = None,
     now: datetime | None = None,
     limit: int | None = None,
     budget_seconds: float | None = None,
 ) -> Report:
     now = now or timezone.now()
     stuck_after = _seconds(stuck_after, settings.RECONCILE_STUCK_AFTER)
+    # Like a stuck job: longer than a delivery task may run, so a running one is left alone.
+    webhook_after = _seconds(webhook_after, settings.RECONCILE_STUCK_AFTER)
     refresh_after = _seconds(refresh_after, settings.RECONCILE_REFRESH_AFTER)
     limit = limit or settings.RECONCILE_BATCH
     budget = settings.RECONCILE_PASS_SECONDS if budget_seconds is None else budget_seconds
@@ -80,9 +88,23 @@ def reconcile(
     for job in _until(deadline, cancelling):
         job_cancel_downstream(job)
         report.cancel_retried.append(str(job.id))
+    unsent = Q(webhook_status=WebhookStatus.PENDING) & (
+        Q(webhook_claimed_at__isnull=True) | Q(webhook_claimed_at__lte=now - webhook_after)
+    )
+    unsent_jobs = _claim(*FINAL, idle_for=webhook_after, now=now, limit=limit, where=unsent)
+    for job in _until(deadline, unsent_jobs):
+        logger.warning("job %s: webhook pending and not being sent; enqueued again", job.id)
+        enqueue_webhook(job.id)
+        report.webhooks.append(str(job.id))
     if time.monotonic() < deadline:
         report.staged_removed = staging_cleanup(now=now)
-    if report.requeued or report.refreshed or report.cancel_retried or report.staged_removed:
+    if (
+        report.requeued
+        or report.refreshed
+        or report.cancel_retried
+        or report.staged_removed
+        or report.webhooks
+    ):
         logger.info("reconcile: %s", report)
     return report
 
@@ -101,8 +123,11 @@ def _until(deadline: float, jobs: Iterator[Job]) -> Iterator[Job]:
     jobs.close()
 
 
-def _claim(*statuses: str, idle_for: timedelta, now: datetime, limit: int) -> Iterator[Job]:
-    """Jobs in `statuses` idle for `idle_for`, each claimed by this pass alone, one at a time.
+def _claim(
+    *statuses: str, idle_for: timedelta, now: datetime, limit: int, where: Q | None = None
+) -> Iterator[Job]:
+    """Jobs in `statuses` idle for `idle_for` (and matching `where`), each claimed by this pass
+    alone, one at a time.
 
     A generator: each job is claimed only when the caller is ready to act on it, so a pass that
     stops early leaves the rest unclaimed for the next one.
@@ -111,6 +136,8 @@ def _claim(*statuses: str, idle_for: timedelta, now: datetime, limit: int) -> It
     idle = Q(status__in=statuses, updated_at__lte=cutoff) & (
         Q(checked_at__isnull=True) | Q(checked_at__lte=cutoff)
     )
+    if where is not None:
+        idle &= where
     candidates = list(Job.objects.filter(idle).order_by("updated_at")[:limit])
     for job in candidates:
         # Compare-and-set on the same condition: of two passes, one gets 1, the other 0.

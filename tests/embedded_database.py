@@ -34,6 +34,17 @@ TEST_SETTINGS = {
     # (with explicit thresholds) over jobs they made look stuck.
     "RECONCILE_STUCK_AFTER": "864000",
     "RECONCILE_REFRESH_AFTER": "864000",
+    # Webhooks (tests/api/test_webhooks.py): the tests' receiver listens on 127.0.0.1, which the
+    # SSRF guard refuses unless allow-listed; every other non-public address stays refused.
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "WEBHOOK_TENANT_SECRETS": '{"webhook-tenant-with-own-secret": "tenant-secret-for-tests"}',
+    "WEBHOOK_RETRY_ATTEMPTS": "4",
+    "WEBHOOK_RETRY_BASE": "0.05",
+    "WEBHOOK_RETRY_CAP": "0.2",
+    "WEBHOOK_RETRY_DEADLINE": "5",
+    "WEBHOOK_DNS_TIMEOUT": "1",
+    "WEBHOOK_CONNECT_TIMEOUT": "1",
+    "WEBHOOK_READ_TIMEOUT": "2",
 }
 
 

@@ -13,7 +13,13 @@ import pytest
 from tests.conftest import REPO
 
 # Everything these tests decide; the rest of the environment (database, staging) is inherited.
-_DECIDED = ("FRONTSERVICE_ENV", "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS")
+_DECIDED = (
+    "FRONTSERVICE_ENV",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "WEBHOOK_SECRET",
+)
 _DECIDED_PREFIXES = ("JWT_", "DJANGO_SECURE_")
 
 PRODUCTION = {
@@ -22,8 +28,15 @@ PRODUCTION = {
     "JWT_SIGNING_KEY": secrets.token_urlsafe(40),
     "JWT_AUDIENCE": "https://api.example.com",
     "DJANGO_ALLOWED_HOSTS": "api.example.com",
+    "WEBHOOK_SECRET": secrets.token_urlsafe(32),
 }
-REQUIRED = ["DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "JWT_AUDIENCE", "DJANGO_ALLOWED_HOSTS"]
+REQUIRED = [
+    "DJANGO_SECRET_KEY",
+    "JWT_SIGNING_KEY",
+    "JWT_AUDIENCE",
+    "DJANGO_ALLOWED_HOSTS",
+    "WEBHOOK_SECRET",
+]
 
 HEADERS_SCRIPT = """
 import django
@@ -96,13 +109,14 @@ def test_production_refuses_the_development_values_of_env_example():
     example = {}
     for line in (REPO / ".env.example").read_text().splitlines():
         name, _, value = line.partition("=")
-        if value and name.startswith(("DJANGO_", "JWT_")):
+        if value and (name.startswith(("DJANGO_", "JWT_")) or name == "WEBHOOK_SECRET"):
             example[name] = value
 
     message = _refusal(_setup({**example, "FRONTSERVICE_ENV": "production"}))
 
     assert "DJANGO_SECRET_KEY is a development value" in message
     assert "JWT_SIGNING_KEY is a development value" in message
+    assert "WEBHOOK_SECRET is a development value" in message
 
 
 @pytest.mark.parametrize(
@@ -127,7 +141,7 @@ def test_production_refuses_unsafe_values(override, named):
 
 def test_production_reads_secrets_from_files(tmp_path):
     environment = dict(PRODUCTION)
-    for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY"):
+    for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "WEBHOOK_SECRET"):
         (tmp_path / name).write_text(environment.pop(name) + "\n")
         environment[f"{name}_FILE"] = str(tmp_path / name)
 

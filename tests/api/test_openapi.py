@@ -111,6 +111,7 @@ def test_each_error_response_names_its_codes(schema):
         "empty_input",
         "missing_input",
         "invalid_idempotency_key",
+        "invalid_callback_url",
         "malformed_request",
         "bad_request",
     }
@@ -218,6 +219,7 @@ def test_the_job_document_is_described_exactly(schema):
         "attempts",
         "input_size",
         "content_type",
+        "callback_url",
         "error",
         "links",
     }
@@ -232,6 +234,19 @@ def test_the_job_document_is_described_exactly(schema):
     links = schema["components"]["schemas"]["JobLinks"]
     assert set(links["properties"]) == {"status", "output", "cancel"}
     assert job["properties"]["error"]["nullable"] is True
+    assert job["properties"]["callback_url"]["nullable"] is True
+
+
+def test_the_callback_url_is_described_as_query_parameter_and_form_field(schema):
+    operation = _operation(schema, "/api/v1/job", "post")
+
+    [parameter] = [p for p in operation["parameters"] if p["name"] == "callback_url"]
+    assert parameter["in"] == "query"
+    assert "invalid_callback_url" in parameter["description"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    form_schema = schema["components"]["schemas"][form.rsplit("/", 1)[-1]]
+    assert "callback_url" in form_schema["properties"]
+    assert "X-FrontService-Signature" in operation["description"]
 
 
 def test_it_is_served_as_yaml_by_default(stack):

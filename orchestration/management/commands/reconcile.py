@@ -8,8 +8,8 @@ from orchestration.reconcile import reconcile
 class Command(BaseCommand):
     help = (
         "Run one reconciler pass now: re-enqueue stuck CREATED/STORED jobs, refresh SUBMITTED "
-        "ones, send the cancel of CANCELLING ones to JobService again, remove staged inputs "
-        "nobody needs. The cluster runs it on a schedule anyway."
+        "ones, send the cancel of CANCELLING ones to JobService again, enqueue webhooks nobody "
+        "is sending, remove staged inputs nobody needs. The cluster runs it on a schedule anyway."
     )
 
     def add_arguments(self, parser):
@@ -21,11 +21,15 @@ class Command(BaseCommand):
             type=float,
             help="seconds, for SUBMITTED and CANCELLING jobs (default: RECONCILE_REFRESH_AFTER)",
         )
+        parser.add_argument(
+            "--webhook-after", type=float, help="seconds (default: RECONCILE_STUCK_AFTER)"
+        )
 
     def handle(self, *args, **options):
         report = reconcile(
             stuck_after=_delta(options["stuck_after"]),
             refresh_after=_delta(options["refresh_after"]),
+            webhook_after=_delta(options["webhook_after"]),
         )
         self.stdout.write(str(report))
         for job_id in report.requeued:
@@ -34,6 +38,8 @@ class Command(BaseCommand):
             self.stdout.write(f"refreshed {job_id}")
         for job_id in report.cancel_retried:
             self.stdout.write(f"cancel retried {job_id}")
+        for job_id in report.webhooks:
+            self.stdout.write(f"webhook   {job_id}")
 
 
 def _delta(seconds: float | None) -> timedelta | None:
