@@ -5,10 +5,14 @@ environment and checks the exit code, stdout, stderr, any file it wrote, and the
 (`list` and `cancel` are in test_cli_list_cancel.py.)
 """
 
+import hashlib
 import json
+import os
 import signal
 import subprocess
 import uuid
+
+import pytest
 
 from jobs.models import Job
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
@@ -94,6 +98,20 @@ def test_submit_reads_stdin_and_writes_the_output_to_stdout(stack, alice):
     assert job.content_type == "application/x-demo"
     assert job.input_size == len(INPUT)
     assert (job.tenant_id, job.sub) == (alice.tenant_id, alice.sub)
+
+
+@pytest.mark.slow
+def test_a_large_file_goes_up_and_comes_back_streamed(stack, alice, tmp_path):
+    data = os.urandom(24 * 1024 * 1024)
+    path = input_file(tmp_path, data, name="large.bin")
+    out = tmp_path / "large.out"
+
+    result = cli(stack, alice, "submit", str(path), "--output", str(out))
+
+    assert result.returncode == 0, result.stderr
+    job = Job.objects.get(pk=result.stdout.decode().strip())
+    assert (job.status, job.input_size) == ("EXECUTION_COMPLETED", len(data))
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data.upper()).digest()
 
 
 def test_submit_json_wait_prints_the_final_document(stack, alice, tmp_path):
