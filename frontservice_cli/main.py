@@ -82,10 +82,7 @@ def build_parser() -> Parser:
 
     submit = command("submit", "Submit FILE (`-` for stdin) as a new job; print its id.")
     submit.add_argument("file", metavar="FILE")
-    submit.add_argument("--wait", action="store_true", help="wait until the job is final")
-    submit.add_argument(
-        "--timeout", type=_seconds, metavar="S", help="give up waiting after S seconds (exit 5)"
-    )
+    _add_wait_options(submit)
     submit.add_argument(
         "--output",
         metavar="PATH",
@@ -103,10 +100,7 @@ def build_parser() -> Parser:
 
     status = command("status", "Show a job's status.")
     status.add_argument("job_id", metavar="ID")
-    status.add_argument("--wait", action="store_true", help="wait until the job is final")
-    status.add_argument(
-        "--timeout", type=_seconds, metavar="S", help="give up waiting after S seconds (exit 5)"
-    )
+    _add_wait_options(status)
     status.set_defaults(handler=cmd_status)
 
     output = command("output", "Write a completed job's output to PATH or stdout.")
@@ -132,6 +126,16 @@ def build_parser() -> Parser:
     cancel.add_argument("job_id", metavar="ID")
     cancel.set_defaults(handler=cmd_cancel)
     return parser
+
+
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="wait until the job is final")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="give up waiting after S seconds (exit 5); implies --wait",
+    )
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -255,7 +259,7 @@ def cmd_submit(args, client: Client) -> int:
             idempotency_key=args.idempotency_key,
         )
     job_id = job["id"]
-    if not (args.wait or args.output):
+    if not (args.wait or args.output or args.timeout is not None):
         if args.json:
             _print_json(job)
         else:
@@ -279,7 +283,7 @@ def _guess_type(name: str) -> str:
 
 def cmd_status(args, client: Client) -> int:
     job = client.status(args.job_id).job
-    if args.wait:
+    if args.wait or args.timeout is not None:
         job = _wait(client, job, args)
     if args.json:
         _print_json(job)
