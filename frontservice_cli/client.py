@@ -62,7 +62,7 @@ class Client:
             headers["Idempotency-Key"] = idempotency_key
         params = {"callback_url": callback_url} if callback_url is not None else None
         response = self._request("POST", self.list_url, data=body, headers=headers, params=params)
-        return _json(response)
+        return _json(response, *JOB_KEYS)
 
     def status(self, job_id: str, *, wait: int | None = None) -> StatusAnswer:
         """GET the job's status; with `wait`, ask the server to hold it until the job is final."""
@@ -74,7 +74,7 @@ class Client:
         )
         applied = response.headers.get("Preference-Applied", "")
         return StatusAnswer(
-            job=_json(response),
+            job=_json(response, *JOB_KEYS),
             retry_after=_seconds(response.headers.get("Retry-After")),
             waited=bool(wait) and "wait" in applied.lower(),
         )
@@ -96,12 +96,12 @@ class Client:
             params = [("status", status) for status in statuses]
             if limit is not None:
                 params.append(("limit", str(limit)))
-        return _json(self._request("GET", self.list_url, params=params))
+        return _json(self._request("GET", self.list_url, params=params), *PAGE_KEYS)
 
     def cancel(self, job_id: str) -> tuple[int, dict]:
         """POST a cancel; answers (200 cancelled | 202 cancelling, the job's document)."""
         response = self._request("POST", self.job_url(job_id, "cancel"))
-        return response.status_code, _json(response)
+        return response.status_code, _json(response, *JOB_KEYS)
 
     def _request(self, method: str, url: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
@@ -153,17 +153,25 @@ def api_error(response: requests.Response) -> ApiError:
     return error
 
 
-def _json(response: requests.Response) -> dict:
+def _json(response: requests.Response, *required: str) -> dict:
+    """The answer's JSON object, which must have the `required` keys."""
     try:
         document = response.json()
-    except ValueError as exc:
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or any(key not in document for key in required):
         raise ApiError(
-            f"the API answered HTTP {response.status_code} without a JSON document",
+            f"the API answered HTTP {response.status_code} with an unexpected document",
             status=response.status_code,
             code=None,
             detail=None,
-        ) from exc
+        )
     return document
+
+
+# What the commands read from a job document and a listing page.
+JOB_KEYS = ("id", "status")
+PAGE_KEYS = ("results", "next")
 
 
 def _seconds(value: str | None) -> float | None:

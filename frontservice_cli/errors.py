@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     API_ERROR = 3  # the API answered an HTTP error (its problem `code` is shown)
     CONNECTION = 4  # the API could not be reached, or the connection broke
     TIMEOUT = 5  # --timeout passed while waiting, or the API did not answer in time
+    BUG = 70  # an unexpected error in this client (sysexits' EX_SOFTWARE); please report it
     INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
     BROKEN_PIPE = 141  # stdout's reader went away (`| head`), as shells report SIGPIPE
 

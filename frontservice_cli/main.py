@@ -11,7 +11,7 @@ import math
 import mimetypes
 import os
 import sys
-import time
+from time import monotonic, sleep
 
 from frontservice_cli import __version__
 from frontservice_cli.client import Client
@@ -51,6 +51,7 @@ exit codes:
   3    the API answered an error (its problem code and detail are shown)
   4    the API could not be reached, or the connection broke
   5    --timeout passed while waiting, or the API did not answer in time
+  70   an unexpected error in this client (a bug; please report it)
   130  interrupted (Ctrl-C)
   141  stdout was closed by its reader (`| head`), as for SIGPIPE
 """
@@ -199,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): not an error worth a message. Python
         # would complain again when it flushes stdout at exit, so point it at /dev/null.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.BROKEN_PIPE
+    except Exception as exc:
+        # A bug here: still one line, not a traceback, and an exit code of its own.
+        _error(f"unexpected error in the client: {type(exc).__name__}: {exc}")
+        return ExitCode.BUG
 
 
 def _error(message: str) -> None:
@@ -335,11 +340,11 @@ def cmd_cancel(args, client: Client) -> int:
 def _wait(client: Client, job: dict, args) -> dict:
     """Wait until the job is final; raise JobFailed unless it completed, TimedOut at --timeout."""
     job_id = job["id"]
-    deadline = time.monotonic() + args.timeout if args.timeout is not None else None
+    deadline = monotonic() + args.timeout if args.timeout is not None else None
     with StatusLine(job_id, live=_progress(args)) as line:
         line.show(job["status"])
         while job["status"] not in FINAL:
-            remaining = deadline - time.monotonic() if deadline is not None else None
+            remaining = deadline - monotonic() if deadline is not None else None
             if remaining is not None and remaining <= 0:
                 if args.json:
                     _print_json(job)
@@ -361,7 +366,7 @@ def _next_status(client: Client, job: dict, remaining: float | None) -> dict:
     wait = WAIT_PER_REQUEST
     if remaining is not None:
         wait = max(1, min(WAIT_PER_REQUEST, math.ceil(remaining)))
-    started = time.monotonic()
+    started = monotonic()
     try:
         answer = client.status(job["id"], wait=wait)
     except ApiError as exc:
@@ -374,7 +379,7 @@ def _next_status(client: Client, job: dict, remaining: float | None) -> dict:
         return answer.job
     # A server that held the request has already spent the time; ask again at once. One that
     # did not (or returned early for any reason) gets the pause it asked for.
-    if not (answer.waited and time.monotonic() - started >= 1):
+    if not (answer.waited and monotonic() - started >= 1):
         _pause(answer.retry_after, remaining)
     return answer.job
 
@@ -383,7 +388,7 @@ def _pause(retry_after: float | None, remaining: float | None) -> None:
     pause = POLL_DEFAULT if retry_after is None else min(max(retry_after, POLL_MIN), POLL_MAX)
     if remaining is not None:
         pause = min(pause, max(remaining, 0))
-    time.sleep(pause)
+    sleep(pause)
 
 
 def _save_output(client: Client, job_id: str, path: str | None, args) -> None:

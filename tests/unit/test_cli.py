@@ -46,7 +46,7 @@ def run(monkeypatch, capsys):
     monkeypatch.setenv("FRONTSERVICE_URL", API + "/")
     monkeypatch.setenv("FRONTSERVICE_TOKEN", "tok-en")
     sleeps: list[float] = []
-    monkeypatch.setattr(cli_main.time, "sleep", sleeps.append)
+    monkeypatch.setattr(cli_main, "sleep", sleeps.append)
 
     def run(*argv: str):
         code = cli_main.main(list(argv))
@@ -169,7 +169,7 @@ def test_list_all_follows_next_until_the_last_page(mocked, run):
 def test_wait_asks_the_server_to_hold_and_asks_again_at_once_when_it_did(mocked, run, monkeypatch):
     # A held request takes its time; the clock says so.
     clock = iter(range(0, 1000, 10))
-    monkeypatch.setattr(cli_main.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(cli_main, "monotonic", lambda: next(clock))
     held = {"Preference-Applied": "wait=30"}
     mocked.get(STATUS_URL, json=job("SUBMITTED"))  # the first, plain status
     mocked.get(STATUS_URL, json=job("SUBMITTED"), headers=held)
@@ -261,6 +261,58 @@ def test_an_error_page_that_is_not_json_is_still_one_line(mocked, run):
 
     assert code == ExitCode.API_ERROR
     assert err == "frontservice: the API answered HTTP 502 Bad Gateway\n"
+
+
+def test_an_unexpected_document_is_an_api_error_not_a_traceback(mocked, run):
+    mocked.get(STATUS_URL, json=["not", "a", "job"])
+    mocked.get(STATUS_URL, json={"id": JOB_ID})
+
+    unexpected = "the API answered HTTP 200 with an unexpected document"
+    assert run("status", JOB_ID) == (ExitCode.API_ERROR, "", f"frontservice: {unexpected}\n")
+    assert run("status", JOB_ID)[0] == ExitCode.API_ERROR
+
+
+def test_a_bug_in_the_client_is_one_line_with_exit_70(mocked, run, monkeypatch):
+    mocked.get(STATUS_URL, json=job())
+    monkeypatch.setattr(cli_main, "_describe", lambda job: 1 / 0)
+
+    assert run("status", JOB_ID) == (
+        ExitCode.BUG, "", "frontservice: unexpected error in the client: ZeroDivisionError: "
+        "division by zero\n"
+    )  # fmt: skip
+
+
+def test_stdout_closed_by_its_reader_exits_141_quietly(mocked, run, monkeypatch):
+    mocked.get(STATUS_URL, json=job())
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli_main, "_describe", closed)
+
+    assert run("status", JOB_ID) == (ExitCode.BROKEN_PIPE, "", "")
+
+
+NOT_A_TOKEN = "the token is not a bearer token (visible ASCII characters only)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--token-file", "/nonexistent/token"],
+         "cannot read the token file /nonexistent/token: No such file or directory"),
+        (["--token", "t\u00f6ken"], NOT_A_TOKEN),
+        (["--token", "two words"], NOT_A_TOKEN),
+        (["--url", "ftp://x"], "invalid --url 'ftp://x': not http(s)"),
+    ],
+)  # fmt: skip
+def test_bad_connection_options_are_usage_errors(mocked, run, monkeypatch, argv, message):
+    monkeypatch.delenv("FRONTSERVICE_TOKEN")
+
+    token = [] if {"--token", "--token-file"} & set(argv) else ["--token", "t"]
+    code, _, err = run(*argv, *token, "status", "x")
+
+    assert (code, err) == (ExitCode.USAGE, f"frontservice: {message}\n")
 
 
 def test_a_read_timeout_exits_5(mocked, run):
