@@ -52,8 +52,10 @@ sys.path.insert(0, str(REPO))
 from bench.e2e import machine  # noqa: E402
 from bench.stack import PYTHON, Stack, descendants  # noqa: E402
 
-FINAL = frozenset({"EXECUTION_COMPLETED", "EXECUTION_ERROR", "STORED_ERROR", "SUBMITTED_ERROR"})
-STATUSES = ("CREATED", "STORED", "SUBMITTED", *sorted(FINAL))
+FINAL = frozenset(
+    {"EXECUTION_COMPLETED", "EXECUTION_ERROR", "STORED_ERROR", "SUBMITTED_ERROR", "CANCELLED"}
+)
+STATUSES = ("CREATED", "STORED", "SUBMITTED", "CANCELLING", *sorted(FINAL))
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CLUSTERS = ("cluster-a", "cluster-b")
 TENANTS = 4
@@ -66,6 +68,7 @@ WHOLE_CLUSTER_EVERY = 4  # every 4th kill takes a whole cluster down
 REQUEST_TIMEOUT = 30.0
 POST_GIVE_UP = 300.0  # a client stops retrying one POST after this long
 PROGRESS_EVERY = 15.0
+DEFAULT_POLL = 2.0  # seconds between status requests for a job when no Retry-After says
 
 # The settings the soak runs with (see bench/README.md, "Soak").
 SOAK_SETTINGS = {
@@ -78,6 +81,9 @@ SOAK_SETTINGS = {
     "DOWNSTREAM_RETRY_DEADLINE": "8",
     "RECONCILE_STUCK_AFTER": "40",
     "RECONCILE_REFRESH_AFTER": "10",
+    # The soak's jobs have no callback_url, but the settings check that a webhook task fits in
+    # Q_TIMEOUT (30 s here) applies anyway.
+    "WEBHOOK_RETRY_DEADLINE": "10",
 }
 
 
@@ -117,6 +123,7 @@ class Submitted:
     submitted_at: float
     last_status: str = "CREATED"
     final_at: float | None = None
+    next_poll_at: float = 0.0  # monotonic time of the next status request
 
 
 def make_input(rng: random.Random) -> bytes:
@@ -234,19 +241,27 @@ class Client(threading.Thread):
     # -- polling
 
     def poll_until_final(self) -> None:
+        # Each job is asked about when its last answer's Retry-After says polling is useful
+        # again (about a tenth of its age, 1-30 s), like a well-behaved client; polling every
+        # pending job every second made the soak's own clients the database's biggest load.
         pending = [job for job in self.jobs if job.final_at is None]
         while pending and not self.soak.stop.is_set():
-            for job in pending:
+            now = time.monotonic()
+            due = [job for job in pending if job.next_poll_at <= now]
+            for job in due:
                 if self.soak.stop.is_set():
                     return
                 self.poll(job)
             pending = [job for job in pending if job.final_at is None]
-            self.soak.stop.wait(self.rng.uniform(0.5, 1.0))
+            if pending:
+                wake = min(job.next_poll_at for job in pending)
+                self.soak.stop.wait(max(0.05, min(1.0, wake - time.monotonic())))
         if not pending:
             self.all_final.set()
 
     def poll(self, job: Submitted) -> None:
         counters = self.soak.counters
+        job.next_poll_at = time.monotonic() + DEFAULT_POLL
         try:
             response = self.session.get(
                 f"{self.api}/api/v1/job/{job.id}/status", timeout=REQUEST_TIMEOUT
@@ -264,6 +279,9 @@ class Client(threading.Thread):
         if job.last_status in FINAL:
             job.final_at = time.monotonic()
             self.soak.finished(job)
+        elif "Retry-After" in response.headers:
+            jitter = self.rng.uniform(0.9, 1.1)  # so a client's jobs spread out over time
+            job.next_poll_at = time.monotonic() + retry_after(response, cap=30.0) * jitter
 
 
 # --- chaos: which worker is busy -------------------------------------------------------------

@@ -511,4 +511,15 @@ def describe_errors(result: dict, generator, request, public) -> dict:
     rows = sorted(problem_catalogue().items(), key=lambda item: (item[1][0], item[0]))
     table = "\n".join(f"| {status} | `{code}` | {when} |" for code, (status, when) in rows)
     result["info"]["description"] = f"{_INTRO}\n| status | code | when |\n|---|---|---|\n{table}\n"
+    # A request line over gunicorn's limit (a huge query string, e.g. a `callback_url` far past
+    # its own limit) never reaches Django: gunicorn answers 414 itself, with a small HTML page.
+    # Documented as what it is, so clients (and the fuzzer) know that answer exists.
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            operation.setdefault("responses", {})["414"] = {
+                "description": "The request line is longer than the server accepts (gunicorn's "
+                "`limit_request_line`, 4094 bytes); answered by the WSGI server, not a problem "
+                "document.",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
     return result
