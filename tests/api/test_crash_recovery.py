@@ -205,3 +205,26 @@ def test_a_task_outliving_the_grace_period_is_killed_and_delivered_again(quiet_s
     assert stopped_after < 4.0
     wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
     _assert_once_downstream(stack, job_id, b"TOO SLOW TO STOP")
+
+
+def test_stop_signals_to_every_process_and_twice_still_stop_the_worker(quiet_stack, alice):
+    # Ctrl-C in a terminal signals the whole process group, and a supervisor (scripts/run.sh)
+    # then sends its own SIGTERM: the cluster's processes get a signal each, its leader two.
+    stack = quiet_stack
+    worker = stack.processes.pop("worker")
+    try:
+        os.killpg(worker.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        os.kill(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + float(os.environ["Q_STOP_GRACE"]) + 20
+        while worker.alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+        exited = not worker.alive
+    finally:
+        worker.stop()  # SIGKILL if it hung, so the next tests get a fresh worker either way
+        stack.start("worker")
+
+    assert exited, worker.log_tail()
+    # The new cluster works.
+    job_id = submit(stack, alice, b"after the stop")["id"]
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})

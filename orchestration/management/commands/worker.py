@@ -29,10 +29,16 @@ class GracefulCluster(Cluster):
         self._deadline: threading.Timer | None = None
 
     def sig_handler(self, signum, frame):
-        if self._deadline is None:
-            self._deadline = threading.Timer(self.grace, self._kill_cluster)
-            self._deadline.daemon = True
-            self._deadline.start()
+        if self._deadline is not None:
+            # Stopping already. django-q2 would run stop() again inside the first stop(), in
+            # this same thread: its stop_event.set() then waits forever on the lock the
+            # interrupted call holds (Ctrl-C signals every process of the group and a
+            # supervisor sends its own SIGTERM: two signals, and the worker never exited).
+            logger.info("stopping already; signal %s ignored", signum)
+            return
+        self._deadline = threading.Timer(self.grace, self._kill_cluster)
+        self._deadline.daemon = True
+        self._deadline.start()
         super().sig_handler(signum, frame)
 
     def _kill_cluster(self) -> None:
@@ -46,6 +52,23 @@ class GracefulCluster(Cluster):
         for pid in reversed(pids):  # children before parents, so none is reincarnated
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # Normally stop() now returns, its sentinel gone. But when the signal reached every
+        # process of the group (Ctrl-C in a terminal, a container runtime), a cluster process
+        # may have died holding the lock of django-q2's shared stop/start Event, and this
+        # process's stop() then waits on it forever. Nothing is left to wait for: exit.
+        exit_timer = threading.Timer(_EXIT_AFTER_KILL, _exit_stuck)
+        exit_timer.daemon = True
+        exit_timer.start()
+
+
+# Seconds stop() gets to return after the cluster's processes were killed.
+_EXIT_AFTER_KILL = 3.0
+
+
+def _exit_stuck() -> None:
+    logger.error("the cluster's processes are gone but its stop did not return: exiting")
+    logging.shutdown()
+    os._exit(1)
 
 
 def _descendants(pid: int) -> list[int]:
