@@ -108,7 +108,8 @@ def test_it_sends_the_tenants_failed_webhooks_and_no_others(stack, alice, bob, m
 def test_named_jobs_that_cannot_be_sent_again_are_skipped_with_the_reason(alice, make_job):
     delivered = make_job(alice, WebhookStatus.DELIVERED)
     pending = make_job(alice, WebhookStatus.PENDING)
-    running = make_job(alice, "", status="SUBMITTED")
+    # Failed, then sent on again by retry_jobs: its next final status sends a new event.
+    running = make_job(alice, WebhookStatus.FAILED, status="SUBMITTED")
     no_callback = make_job(alice, "", callback_url="")
     unknown = uuid.uuid4()
 
@@ -132,7 +133,7 @@ def test_named_jobs_that_cannot_be_sent_again_are_skipped_with_the_reason(alice,
             "-",
             "pending: queued or being sent (the reconciler sends a lost one)",
         ),
-        (str(running.id), "-", "skip", "-", "not final yet; the webhook is sent when it is"),
+        (str(running.id), "FAILED", "skip", "-", "not final yet; the webhook is sent when it is"),
         (str(no_callback.id), "-", "skip", "-", "no callback_url"),
         (str(unknown), "-", "skip", "-", "no such job"),
     ]

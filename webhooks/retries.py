@@ -49,11 +49,15 @@ def webhook_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> W
 
     if not job.callback_url:
         return skip("no callback_url")
+    if not job.is_final:
+        # Its webhook is sent when it is final. (An operator's retry_jobs may have sent a job
+        # with a FAILED webhook on again: its next final status gives it a new event anyway.)
+        return skip("not final yet; the webhook is sent when it is")
     if status in _SKIP:
         return skip(_SKIP[status])
     if status != WebhookStatus.FAILED:
-        # Not final yet: its webhook is sent when it is. (A final job always has one.)
-        return skip("not final yet; the webhook is sent when it is")
+        # A final job without one finished before webhooks were kept.
+        return skip("no webhook recorded")
     if dry_run:
         return WebhookRetryOutcome(job.id, status, "resend", None, "would be sent as a new event")
     delivery_id = job_webhook_renew(job, reason=reason, by=by)
