@@ -1,4 +1,5 @@
-"""The job admin: find jobs, read one whole, retry or refresh them. Nothing is edited by hand.
+"""The job admin: find jobs, read one whole, retry or refresh them, send a failed webhook again.
+Nothing is edited by hand.
 
 A job changes only through job_transition (compare-and-set on its status, with a history entry),
 so the change page is Django's view-only page and the change permission unlocks the actions.
@@ -22,6 +23,7 @@ from jobs.retries import job_retry
 from jobs.services import job_refresh
 from jobs.states import Status
 from orchestration.broker import process_broker
+from webhooks.retries import webhook_retry
 
 # The tenant filter lists this many tenants (alphabetically); any other is one search away.
 TENANT_FILTER_LIMIT = 50
@@ -140,7 +142,7 @@ class JobAdmin(admin.ModelAdmin):
         "orchestration_tasks",
         "queue",
     ]
-    actions = ["retry_selected_jobs", "refresh_selected_jobs"]
+    actions = ["retry_selected_jobs", "refresh_selected_jobs", "resend_selected_webhooks"]
     inlines = [WebhookDeliveryInline]
 
     def has_add_permission(self, request) -> bool:
@@ -245,6 +247,26 @@ class JobAdmin(admin.ModelAdmin):
             f"{actions['skip']} skipped.",
             messages.SUCCESS if not actions["skip"] else messages.WARNING,
         )
+        self._skip_reasons(request, outcomes)
+
+    @admin.action(description="Send webhook again", permissions=["change"])
+    def resend_selected_webhooks(self, request, queryset):
+        # Only FAILED webhooks are sent again, each as a new event (webhooks/retries.py).
+        by = f"admin:{request.user.get_username()}"
+        outcomes = [
+            webhook_retry(job, by=by, reason="from admin")
+            for job in queryset.order_by("updated_at", "pk")
+        ]
+        sent = sum(outcome.action == "resend" for outcome in outcomes)
+        skipped = len(outcomes) - sent
+        self.message_user(
+            request,
+            f"{sent} sent again, {skipped} skipped.",
+            messages.SUCCESS if not skipped else messages.WARNING,
+        )
+        self._skip_reasons(request, outcomes)
+
+    def _skip_reasons(self, request, outcomes) -> None:
         # One line per reason, not per job: a page of identical skips says nothing more.
         reasons = Counter(outcome.detail for outcome in outcomes if outcome.action == "skip")
         for detail, count in reasons.items():

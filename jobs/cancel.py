@@ -6,7 +6,8 @@ Where the job is decides how:
   at once, locally, and nothing is sent downstream. No worker sends it on afterwards: every step
   of the orchestration is compare-and-set on the status (CREATED -> STORED fails now), and a
   worker claims the submit (jobs.services.job_claim_submit, again compare-and-set on STORED)
-  before it sends anything to JobService.
+  before it sends anything to JobService. Its staged input is deleted right after the
+  compare-and-set (see `_discard_staged_input`).
 - SUBMITTED, or STORED with the submit claimed (the worker's PUT may be in flight): CANCELLING,
   then `DELETE /jobs/{id}` to JobService, whose answer decides the end: CANCELLED, or, when the
   job finished just before the cancel arrived, the final state it finished in.
@@ -28,6 +29,7 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.services import error_detail, job_transition
 from jobs.states import FINAL, REMOTE_STATUS, Status
+from orchestration import staging
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +72,21 @@ def job_cancel(job: Job, *, by: str = "owner") -> Job:
                 return job_cancel_downstream(job)
         job.refresh_from_db()
         if applied:
+            _discard_staged_input(job)
             return job
     return job
+
+
+def _discard_staged_input(job: Job) -> None:
+    """Delete a job's staged input once it is CANCELLED: nothing can need it any more.
+
+    Only after the compare-and-set, never before: until then a worker may be uploading it. A
+    worker whose upload is streaming keeps reading its open file (deleting a file unlinks its
+    name, not the bytes under an open descriptor); one that opens it later finds it missing and
+    stops without a status change (orchestration/services.py job_store_input), and in any case
+    its CREATED -> STORED or CREATED -> STORED_ERROR compare-and-set fails on a CANCELLED job.
+    """
+    staging.discard(job.id)
 
 
 def job_cancel_downstream(job: Job, *, submit_over: bool = False) -> Job:

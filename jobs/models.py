@@ -45,7 +45,8 @@ class Job(models.Model):
     base_url = models.CharField(max_length=2048, blank=True, default="")
     # Set in the same compare-and-set that makes the job final (jobs.services.job_transition),
     # so a final job with a callback can never be without a pending webhook. A new delivery id
-    # per finalization: an operator retry that finishes the job again sends a new event.
+    # per finalization: an operator retry that finishes the job again sends a new event, and
+    # so does sending a FAILED webhook again (webhooks/retries.py).
     # Empty: no webhook (no callback, or not final yet).
     webhook_status = models.CharField(
         max_length=16, choices=WebhookStatus.choices, blank=True, default=""

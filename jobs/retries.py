@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from jobs.models import Job
@@ -58,9 +58,13 @@ def select_jobs(
     tenant: str | None,
     job_ids: list[uuid.UUID] | None,
     limit: int | None,
+    where: Q | None = None,
 ) -> QuerySet[Job]:
-    """The jobs matching every given filter (none given: all), least recently changed first."""
-    jobs = Job.objects.all()
+    """The jobs matching every given filter (none given: all), least recently changed first.
+
+    `where`: a further condition (`retry_webhooks` selects on the webhook's status).
+    """
+    jobs = Job.objects.all() if where is None else Job.objects.filter(where)
     if job_ids:
         jobs = jobs.filter(pk__in=job_ids)
     if statuses:

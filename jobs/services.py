@@ -150,6 +150,34 @@ def job_requeue(job: Job, *, reason: str, by: str, fields: dict | None = None) -
     return applied
 
 
+def job_webhook_renew(job: Job, *, reason: str, by: str) -> uuid.UUID | None:
+    """Make a final job's FAILED webhook PENDING again, as a new event; its new delivery id.
+
+    A compare-and-set on the webhook as `job` shows it (FAILED, with that delivery id): of two
+    operators at once, one renews it and the other gets None, as does a job changed meanwhile.
+    The new delivery id starts a new WebhookDelivery, so its attempts are counted from none.
+    Recorded in the history (status unchanged) with who and why, in the same update.
+    """
+    delivery_id = uuid.uuid4()
+    changed = _record_change(
+        job.id,
+        match={
+            "status": job.status,
+            "webhook_status": WebhookStatus.FAILED,
+            "webhook_delivery_id": job.webhook_delivery_id,
+        },
+        to_status=job.status,
+        reason=f"webhook sent again ({reason})",
+        by=by,
+        fields={
+            "webhook_status": WebhookStatus.PENDING,
+            "webhook_delivery_id": delivery_id,
+            "webhook_claimed_at": None,
+        },
+    )
+    return delivery_id if changed is not None else None
+
+
 def _record_change(
     job_id: uuid.UUID, *, match: dict, to_status: str, reason: str, by: str, fields: dict | None
 ) -> dict | None:

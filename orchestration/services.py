@@ -67,17 +67,22 @@ def job_store_input(*, job: Job) -> Job:
     """CREATED -> STORED (or STORED_ERROR): upload the staged input to BlobService."""
     blob_id = str(job.id)  # derived, so a repeated upload overwrites the same blob
     path = staging.staged_path(job.id)
-    if not path.exists():
+
+    def upload():
+        # put_blob opens the file on every attempt: a consumed stream is never re-sent. A cancel
+        # deletes the file (jobs/cancel.py), so an attempt after one finds it gone.
+        try:
+            return blob_service.put_blob(blob_id, path, content_type=job.content_type)
+        except FileNotFoundError:
+            raise _StagedInputGone from None
+
+    try:
+        _run_step(job, upload, done="input stored in BlobService", fields={"blob_id": blob_id})
+    except _StagedInputGone:
+        # Cancelled (the usual reason): CREATED -> STORED_ERROR fails, compare-and-set, and the
+        # job stays CANCELLED. Still CREATED: the input was lost, which is the job's error.
         message = "staged input is missing"
         _fail(job, Status.CREATED, error_detail(service="frontservice", message=message))
-    else:
-        # put_blob opens the file on every attempt: a consumed stream is never re-sent.
-        _run_step(
-            job,
-            lambda: blob_service.put_blob(blob_id, path, content_type=job.content_type),
-            done="input stored in BlobService",
-            fields={"blob_id": blob_id},
-        )
     job.refresh_from_db()
     if job.status not in (Status.CREATED, Status.STORED_ERROR):
         # BlobService has the input (or the job was cancelled); no retry needs the staged copy.
@@ -118,6 +123,10 @@ def job_submit(*, job: Job) -> Job:
     return job
 
 
+class _StagedInputGone(Exception):
+    """The staged input is not there (any more) when an upload attempt opens it."""
+
+
 class _NoLongerStored(Exception):
     """The job left STORED (a cancel) before a submit attempt: stop without sending it."""
 
@@ -126,12 +135,13 @@ def _delete_blob(job: Job, blob_id: str) -> None:
     if not blob_id:
         return
     try:
-        blob_service.delete_blob(blob_id)
+        deleted = blob_service.delete_blob(blob_id)
     except DownstreamError as exc:
         # Harmless if it stays: nothing reads the blob of a cancelled job.
         logger.info("job %s: blob of the cancelled job not deleted: %s", job.id, exc)
     else:
-        logger.info("job %s: cancelled; its blob was deleted", job.id)
+        # Not there: the cancel came before any upload of it finished.
+        logger.info("job %s: cancelled; its blob %s", job.id, "deleted" if deleted else "absent")
 
 
 # The status each in-flight status moves to when its step succeeds.
@@ -168,11 +178,15 @@ def _error(gave_up: GaveUp) -> dict:
 
 def _fail(job: Job, from_status: str, error: dict) -> None:
     to_status = _ERROR_OF[from_status]
-    logger.warning("job %s: %s: %s", job.id, to_status, error["message"])
-    job_transition(
+    applied = job_transition(
         job.id,
         from_status=from_status,
         to_status=to_status,
         reason=error["message"],
         fields={"error": error},
     )
+    if applied:
+        logger.warning("job %s: %s: %s", job.id, to_status, error["message"])
+    else:
+        # Changed since it was read: a cancel, or another worker. Its state stands.
+        logger.info("job %s: not %s any more; %s not recorded", job.id, from_status, to_status)

@@ -38,6 +38,7 @@ from tests.support.api import submit, wait_for_status, wait_for_stored_status
 CHANGELIST = "/admin/jobs/job/"
 RETRY = "retry_selected_jobs"
 REFRESH = "refresh_selected_jobs"
+RESEND = "resend_selected_webhooks"
 
 
 @pytest.fixture
@@ -357,11 +358,11 @@ def test_a_job_still_running_stays_submitted_when_refreshed(stack, operator, mak
 def test_the_actions_are_offered_to_operators_only(operator, granted_permissions_work):
     viewer = logged_in(staff_user(perms=("view_job",)))
 
-    assert set(_offered_actions(operator)) == {RETRY, REFRESH}
+    assert set(_offered_actions(operator)) == {RETRY, REFRESH, RESEND}
     assert _offered_actions(viewer) == []
 
 
-@pytest.mark.parametrize("action", [RETRY, REFRESH])
+@pytest.mark.parametrize("action", [RETRY, REFRESH, RESEND])
 def test_staff_who_may_only_view_cannot_run_an_action(granted_permissions_work, make_job, action):
     viewer = logged_in(staff_user(perms=("view_job",)))
     job = make_job(status=Status.SUBMITTED_ERROR)
@@ -374,7 +375,7 @@ def test_staff_who_may_only_view_cannot_run_an_action(granted_permissions_work, 
     assert job.status == Status.SUBMITTED_ERROR and job.history == []
 
 
-@pytest.mark.parametrize("action", [RETRY, REFRESH])
+@pytest.mark.parametrize("action", [RETRY, REFRESH, RESEND])
 def test_staff_without_permissions_get_403(make_job, action):
     job = make_job(status=Status.SUBMITTED_ERROR)
 
@@ -386,7 +387,7 @@ def test_staff_without_permissions_get_403(make_job, action):
 
 
 @pytest.mark.parametrize("user", ["anonymous", "not staff"])
-@pytest.mark.parametrize("action", [RETRY, REFRESH])
+@pytest.mark.parametrize("action", [RETRY, REFRESH, RESEND])
 def test_anyone_else_is_sent_to_the_login_page(make_job, user, action):
     client = Client() if user == "anonymous" else logged_in(staff_user(staff=False))
     job = make_job(status=Status.SUBMITTED_ERROR)

@@ -45,7 +45,7 @@ def webhook_deliver(*, job_id: uuid.UUID) -> WebhookStatus | None:
     if job is None:
         logger.info("job %s: no webhook to send (none pending, or another task has it)", job_id)
         return None
-    delivery = _delivery_of(job)
+    delivery = delivery_of(job)
     done = len(delivery.attempts)
     if done >= settings.WEBHOOK_RETRY_ATTEMPTS:
         # Every attempt was made by an earlier run that died before recording the outcome.
@@ -95,7 +95,8 @@ def _claim(job_id: uuid.UUID) -> Job | None:
     return Job.objects.get(pk=job_id)
 
 
-def _delivery_of(job: Job) -> WebhookDelivery:
+def delivery_of(job: Job) -> WebhookDelivery:
+    """The record of the job's current event, made on first use (empty: no attempt yet)."""
     delivery, _ = WebhookDelivery.objects.get_or_create(
         pk=job.webhook_delivery_id,
         defaults={"job": job, "event": EVENT, "url": job.callback_url, "job_status": job.status},
@@ -176,7 +177,8 @@ def _record(delivery: WebhookDelivery, *, attempt: int, outcome: sender.Outcome)
 
 
 def _finish(job: Job, delivery: WebhookDelivery, status: WebhookStatus) -> WebhookStatus:
-    # Only this event's webhook: an operator retry may have made the job final again since.
+    # Only this event's webhook: an operator retry may have made the job final again since,
+    # or sent the webhook again as a new event (webhooks/retries.py).
     Job.objects.filter(
         pk=job.pk, webhook_delivery_id=delivery.pk, webhook_status=WebhookStatus.PENDING
     ).update(webhook_status=status, webhook_claimed_at=None)

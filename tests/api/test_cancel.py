@@ -11,6 +11,7 @@ import pytest
 import requests
 from django.conf import settings
 from django.utils import timezone
+from django_q.models import Failure, Success
 
 from jobs.models import Job
 from orchestration import services as orchestration
@@ -71,6 +72,8 @@ def test_a_created_job_is_cancelled_at_once_and_never_orchestrated(quiet_stack, 
     response = cancel(stack, alice, str(job.id))
 
     assert response.status_code == 200, response.text
+    # Its staged input went with the cancel, not at the reconciler's next cleanup.
+    assert not staging.staged_path(job.id).exists()
     body = response.json()
     assert body["status"] == "CANCELLED" and body["error"] is None
     assert body["links"]["cancel"].endswith(f"/api/v1/job/{job.id}/cancel")
@@ -101,6 +104,47 @@ def test_a_worker_mid_upload_loses_to_the_cancel_and_submits_nothing(quiet_stack
     assert Job.objects.get(pk=job_id).status == "CANCELLED"
     assert transitions(job_id) == [("CREATED", "CANCELLED")]
     assert requests_for(stack, "job", job_id) == {}
+
+
+def test_a_worker_that_opens_the_input_after_the_cancel_leaves_the_job_cancelled(
+    quiet_stack, alice
+):
+    stack = quiet_stack
+    # The first upload is slow and then fails, so the worker's next attempt opens the staged
+    # input again, after the cancel has deleted it.
+    stack.faults("blob", fail_next=1, status=503, delay=2.0, methods=["PUT"])
+    job_id = submit(stack, alice, b"cancelled between two uploads")["id"]
+    wait_until(lambda: "PUT" in requests_for(stack, "blob", job_id), "the upload started")
+
+    response = cancel(stack, alice, job_id)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "CANCELLED"
+    assert not staging.staged_path(job_id).exists()
+    # The worker's task ends normally (no crash on the missing file) ...
+    name = f"orchestrate-{job_id}"
+    wait_until(lambda: Success.objects.filter(name=name).exists(), "the task finished")
+    assert not Failure.objects.filter(name=name).exists()
+    # ... having sent no second upload, and moved the job nowhere.
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "CANCELLED" and job.error is None
+    assert transitions(job_id) == [("CREATED", "CANCELLED")]
+    assert requests_for(stack, "blob", job_id).get("PUT") == 1
+    assert blob(stack, job_id).status_code == 404
+    assert requests_for(stack, "job", job_id) == {}
+
+
+def test_a_job_not_cancelled_whose_input_is_gone_ends_stored_error(quiet_stack, alice):
+    # The counterpart of the above: no cancel, so the missing input is the job's own error.
+    job = a_job(alice, "CREATED")
+
+    orchestration.job_orchestrate(job_id=job.id)
+
+    job.refresh_from_db()
+    assert job.status == "STORED_ERROR"
+    assert job.error["message"] == "staged input is missing"
+    assert transitions(job.id) == [("CREATED", "STORED_ERROR")]
+    assert requests_for(quiet_stack, "blob", job.id) == {}
 
 
 def test_a_stored_job_cancelled_before_its_submit_is_never_submitted(quiet_stack, alice):

@@ -6,78 +6,26 @@ stack allow-lists 127.0.0.1/32 (tests/embedded_database.py), and nothing else th
 """
 
 import http.client
+import io
 import json
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 
 from jobs.models import Job, WebhookDelivery, WebhookStatus
 from orchestration.reconcile import reconcile
 from tests.support.api import Owner, status_of, wait_for_status
-from webhooks import signing
+from tests.support.webhooks import Receiver, verifies, wait_for_webhook
 
 FINISHED = {"EXECUTION_COMPLETED", "EXECUTION_ERROR", "STORED_ERROR", "SUBMITTED_ERROR"}
 OTHER_SECRET = "not-the-secret"
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class Receiver:
-    """A webhook receiver: records every request, answers the scripted statuses, then 200."""
-
-    def __init__(self, answers: list[int] | None = None, default: int = 200):
-        self.answers = list(answers or [])
-        self.default = default
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._lock:
-                    receiver.received.append(Received(self.path, dict(self.headers), body))
-                    status = receiver.answers.pop(0) if receiver.answers else receiver.default
-                payload = json.dumps({"answered": status}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str = "/hooks/frontservice") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -106,30 +54,10 @@ def submit_with_callback(stack, owner: Owner, url: str, data: bytes = b"hello we
     return response.json()
 
 
-def wait_for_webhook(job_id: str, timeout: float = 30) -> Job:
-    """Wait (on the database) until the job's webhook is delivered or given up."""
-    deadline = time.monotonic() + timeout
-    job = Job.objects.get(pk=job_id)
-    while job.webhook_status not in (WebhookStatus.DELIVERED, WebhookStatus.FAILED):
-        assert time.monotonic() < deadline, f"webhook of {job_id} still {job.webhook_status!r}"
-        time.sleep(0.05)
-        job.refresh_from_db()
-    return job
-
-
 def assert_problem(response: requests.Response, status_code: int, code: str) -> None:
     assert response.status_code == status_code, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == code
-
-
-def verifies(received: Received, secret: str) -> bool:
-    return signing.verify(
-        secret,
-        timestamp=received.headers["X-FrontService-Timestamp"],
-        body=received.body,
-        header=received.headers["X-FrontService-Signature"],
-    )
 
 
 def attempts_of(job: Job) -> list[dict]:
@@ -578,3 +506,53 @@ def test_operators_see_every_attempt_on_the_job_page():
     assert "2026-01-05 10:00:01 UTC" in html
     # Read only, like the job itself.
     assert 'name="webhook_deliveries-0-status"' not in html
+
+
+def test_an_operator_sends_a_failed_webhook_again_as_a_new_event(stack, alice):
+    # The receiver refuses the first event (a 410 gives up at once), then accepts.
+    receiver = Receiver(answers=[410]).start()
+    try:
+        created = submit_with_callback(stack, alice, receiver.url())
+        final = wait_for_status(stack, alice, created["id"], FINISHED)
+        failed = wait_for_webhook(created["id"])
+        assert failed.webhook_status == WebhookStatus.FAILED
+
+        out = io.StringIO()
+        call_command(
+            "retry_webhooks",
+            "--job",
+            created["id"],
+            "--by",
+            "carol",
+            "--reason",
+            "receiver fixed",
+            stdout=out,
+        )
+        job = wait_for_webhook(created["id"])
+    finally:
+        receiver.stop()
+
+    assert job.webhook_status == WebhookStatus.DELIVERED
+    assert job.webhook_delivery_id != failed.webhook_delivery_id
+    assert str(job.webhook_delivery_id) in out.getvalue()
+    assert out.getvalue().splitlines()[-1] == "1 sent again, 0 skipped."
+    first, second = receiver.received
+    assert first.headers["X-FrontService-Delivery"] == str(failed.webhook_delivery_id)
+    # A new event: a new delivery id, signed afresh, the same job document.
+    assert second.headers["X-FrontService-Delivery"] == str(job.webhook_delivery_id)
+    assert second.headers["X-FrontService-Event"] == "job.finished"
+    assert verifies(second, settings.WEBHOOK_SECRET)
+    document = json.loads(second.body)
+    assert (document["id"], document["status"]) == (created["id"], "EXECUTION_COMPLETED")
+    old = WebhookDelivery.objects.get(pk=failed.webhook_delivery_id)
+    assert old.status == WebhookStatus.FAILED
+    assert [attempt["status_code"] for attempt in old.attempts] == [410]
+    new = WebhookDelivery.objects.get(pk=job.webhook_delivery_id)
+    assert (new.status, new.job_status) == (WebhookStatus.DELIVERED, "EXECUTION_COMPLETED")
+    assert [(a["attempt"], a["status_code"]) for a in new.attempts] == [(1, 200)]
+    # Who and why, in the history; the job's status and finish time are unchanged.
+    entry = job.history[-1]
+    assert (entry["from"], entry["to"]) == ("EXECUTION_COMPLETED", "EXECUTION_COMPLETED")
+    assert entry["by"] == "operator:carol"
+    assert entry["reason"] == "webhook sent again (receiver fixed)"
+    assert status_of(stack, alice, created["id"]).json()["finished_at"] == final["finished_at"]

@@ -1,12 +1,15 @@
-import argparse
-import getpass
-import re
 import uuid
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.models import Job
+from jobs.management.operator_options import (
+    duration,
+    job_id,
+    operator,
+    positive_int,
+    table,
+    unselected,
+)
 from jobs.retries import REQUEUE, RETRY_TARGET, RetryOutcome, job_retry, select_jobs
 from jobs.states import Status
 
@@ -15,31 +18,7 @@ from jobs.states import Status
 DEFAULT_STATUSES = [Status.STORED_ERROR, Status.SUBMITTED_ERROR]
 SELECTABLE = sorted(str(status) for status in (*RETRY_TARGET, *REQUEUE))
 
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _COLUMNS = ("ID", "TENANT", "STATUS", "ACTION", "NEW STATUS", "DETAIL")
-
-
-def duration(text: str) -> timedelta:
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration: a whole number and s, m, h or d, like 30m, 2h or 1d"
-        )
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
-
-
-def job_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a UUID)") from None
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
 
 
 class Command(BaseCommand):
@@ -102,7 +81,7 @@ class Command(BaseCommand):
                 f"--status {'/'.join(in_flight)} selects jobs the worker may still be on: add "
                 "--older-than (how long unchanged makes one stuck), or give the job ids."
             )
-        by = f"operator:{options['by'] or _os_user()}"
+        by = operator(options["by"])
         dry_run = options["dry_run"]
 
         jobs = list(
@@ -127,16 +106,8 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("No jobs selected.")
         else:
-            self.stdout.write(_table(rows))
+            self.stdout.write(table(_COLUMNS, rows))
         self.stdout.write(_summary(outcomes, skipped=len(rows) - len(outcomes), dry_run=dry_run))
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except OSError:
-        # No login name (a container running as an unnamed uid): say who explicitly.
-        raise CommandError("Cannot tell who you are from the OS; pass --by NAME.") from None
 
 
 def _row(outcome: RetryOutcome, tenant_id: str) -> tuple[str, ...]:
@@ -151,28 +122,14 @@ def _row(outcome: RetryOutcome, tenant_id: str) -> tuple[str, ...]:
 
 
 def _unselected(ids: list[uuid.UUID], *, selected: set[uuid.UUID]) -> list[tuple[str, ...]]:
-    """Rows for ids the operator named that the filters left out, so none vanishes silently."""
-    missing = [job_id for job_id in ids if job_id not in selected]
-    existing = {job.id: job for job in Job.objects.filter(pk__in=missing)}
     rows = []
-    for job_id in missing:
-        job = existing.get(job_id)
+    for missing, job in unselected(ids, selected=selected):
         if job is None:
-            rows.append((str(job_id), "-", "-", "skip", "-", "no such job"))
+            rows.append((str(missing), "-", "-", "skip", "-", "no such job"))
         else:
             detail = "not selected by --status/--older-than/--tenant/--limit"
-            rows.append((str(job_id), job.tenant_id, job.status, "skip", job.status, detail))
+            rows.append((str(missing), job.tenant_id, job.status, "skip", job.status, detail))
     return rows
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
-    lines = []
-    for row in [_COLUMNS, *rows]:
-        # The last column (detail) is free text and is not padded.
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
-        lines.append("  ".join([*cells, row[-1]]))
-    return "\n".join(lines)
 
 
 def _summary(outcomes: list[RetryOutcome], *, skipped: int, dry_run: bool) -> str:

@@ -1,0 +1,125 @@
+import uuid
+
+from django.core.management.base import BaseCommand
+from django.db.models import Q
+
+from jobs.management.operator_options import (
+    duration,
+    job_id,
+    operator,
+    positive_int,
+    table,
+    unselected,
+)
+from jobs.models import WebhookStatus
+from jobs.retries import select_jobs
+from webhooks.retries import WebhookRetryOutcome, webhook_retry
+
+_COLUMNS = ("ID", "TENANT", "STATUS", "WEBHOOK", "ACTION", "NEW DELIVERY", "DETAIL")
+
+
+class Command(BaseCommand):
+    help = (
+        "Send failed completion webhooks again, each as a new event (a new "
+        "X-FrontService-Delivery id, attempts counted afresh), recording who and why in each "
+        "job's history. Without --job, selects the jobs whose webhook is FAILED."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--job",
+            dest="job_ids",
+            nargs="+",
+            action="extend",
+            type=job_id,
+            default=[],
+            metavar="JOB_ID",
+            help="these jobs, whatever their webhook's status (the other filters still apply; "
+            "only FAILED webhooks are sent, the others are listed as skipped, with the reason)",
+        )
+        parser.add_argument(
+            "--older-than",
+            type=duration,
+            metavar="AGE",
+            help="select jobs unchanged for at least this long (final, or last sent again, "
+            "that long ago): 30s, 30m, 2h, 1d",
+        )
+        parser.add_argument("--tenant", metavar="TENANT", help="select this tenant's jobs only")
+        parser.add_argument(
+            "--limit", type=positive_int, metavar="N", help="at most this many jobs, oldest first"
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="show what would be done, change nothing"
+        )
+        parser.add_argument(
+            "--by",
+            metavar="NAME",
+            help="who is sending, recorded as operator:NAME (default: the OS user)",
+        )
+        parser.add_argument(
+            "--reason",
+            default="with manage.py retry_webhooks",
+            metavar="TEXT",
+            help="why, recorded in each job's history",
+        )
+
+    def handle(self, *args, **options):
+        ids = list(dict.fromkeys(options["job_ids"]))  # once each, in the order given
+        by = operator(options["by"])
+        dry_run = options["dry_run"]
+
+        jobs = list(
+            select_jobs(
+                statuses=None,
+                older_than=options["older_than"],
+                tenant=options["tenant"],
+                job_ids=ids,
+                limit=options["limit"],
+                # Named jobs whatever their webhook (the table says why one is skipped).
+                where=None if ids else Q(webhook_status=WebhookStatus.FAILED),
+            )
+        )
+        rows = []
+        outcomes = []
+        for job in jobs:
+            outcome = webhook_retry(job, by=by, reason=options["reason"], dry_run=dry_run)
+            outcomes.append(outcome)
+            rows.append(_row(outcome, job.tenant_id, job.status))
+        rows.extend(_unselected(ids, selected={job.id for job in jobs}))
+
+        if dry_run:
+            self.stdout.write("Dry run: nothing is changed or enqueued.")
+        if not rows:
+            self.stdout.write("No jobs selected.")
+        else:
+            self.stdout.write(table(_COLUMNS, rows))
+        sent = sum(outcome.action == "resend" for outcome in outcomes)
+        skipped = len(rows) - sent
+        if dry_run:
+            self.stdout.write(f"Would send {sent} again, skip {skipped}.")
+        else:
+            self.stdout.write(f"{sent} sent again, {skipped} skipped.")
+
+
+def _row(outcome: WebhookRetryOutcome, tenant_id: str, status: str) -> tuple[str, ...]:
+    return (
+        str(outcome.job_id),
+        tenant_id,
+        status,
+        outcome.webhook_status or "-",
+        outcome.action,
+        str(outcome.delivery_id) if outcome.delivery_id else "-",
+        outcome.detail,
+    )
+
+
+def _unselected(ids: list[uuid.UUID], *, selected: set[uuid.UUID]) -> list[tuple[str, ...]]:
+    rows = []
+    for missing, job in unselected(ids, selected=selected):
+        if job is None:
+            rows.append((str(missing), "-", "-", "-", "skip", "-", "no such job"))
+        else:
+            detail = "not selected by --older-than/--tenant/--limit"
+            webhook = job.webhook_status or "-"
+            rows.append((str(missing), job.tenant_id, job.status, webhook, "skip", "-", detail))
+    return rows
