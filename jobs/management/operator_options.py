@@ -1,5 +1,5 @@
-"""What the operator commands (`retry_jobs`, `retry_webhooks`) share: option types, who is
-acting, ids the filters left out, and the table they print."""
+"""What the operator commands (`retry_jobs`, `retry_webhooks`) share: option types, their
+common options, who is acting, ids the filters left out, and the report they print."""
 
 import argparse
 import getpass
@@ -37,6 +37,31 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, older_than_help: str, acting: str, default_reason: str
+) -> None:
+    """--older-than, --tenant, --limit, --dry-run, --by and --reason, as both commands take them."""
+    parser.add_argument("--older-than", type=duration, metavar="AGE", help=older_than_help)
+    parser.add_argument("--tenant", metavar="TENANT", help="select this tenant's jobs only")
+    parser.add_argument(
+        "--limit", type=positive_int, metavar="N", help="at most this many jobs, oldest first"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what would be done, change nothing"
+    )
+    parser.add_argument(
+        "--by",
+        metavar="NAME",
+        help=f"who is {acting}, recorded as operator:NAME (default: the OS user)",
+    )
+    parser.add_argument(
+        "--reason",
+        default=default_reason,
+        metavar="TEXT",
+        help="why, recorded in each job's history",
+    )
+
+
 def operator(name: str | None) -> str:
     """`by` for a job's history: operator:<name>, the OS user unless a name is given."""
     if name:
@@ -65,4 +90,15 @@ def table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
         # The last column (detail) is free text and is not padded.
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)
+
+
+def report(
+    columns: tuple[str, ...], rows: list[tuple[str, ...]], *, dry_run: bool, summary: str
+) -> str:
+    """What a command prints: the dry-run banner, the table (or that nothing was selected) and
+    its one-line summary."""
+    lines = ["Dry run: nothing is changed or enqueued."] if dry_run else []
+    lines.append(table(columns, rows) if rows else "No jobs selected.")
+    lines.append(summary)
     return "\n".join(lines)

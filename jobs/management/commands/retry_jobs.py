@@ -3,11 +3,10 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.management.operator_options import (
-    duration,
+    add_common_arguments,
     job_id,
     operator,
-    positive_int,
-    table,
+    report,
     unselected,
 )
 from jobs.retries import REQUEUE, RETRY_TARGET, RetryOutcome, job_retry, select_jobs
@@ -46,29 +45,11 @@ class Command(BaseCommand):
             help=f"select jobs in these statuses: {', '.join(SELECTABLE)} (CREATED and STORED "
             "need --older-than or ids)",
         )
-        parser.add_argument(
-            "--older-than",
-            type=duration,
-            metavar="AGE",
-            help="select jobs unchanged for at least this long: 30s, 30m, 2h, 1d",
-        )
-        parser.add_argument("--tenant", metavar="TENANT", help="select this tenant's jobs only")
-        parser.add_argument(
-            "--limit", type=positive_int, metavar="N", help="at most this many jobs, oldest first"
-        )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="show what would be done, change nothing"
-        )
-        parser.add_argument(
-            "--by",
-            metavar="NAME",
-            help="who is retrying, recorded as operator:NAME (default: the OS user)",
-        )
-        parser.add_argument(
-            "--reason",
-            default="retried with manage.py retry_jobs",
-            metavar="TEXT",
-            help="why, recorded in each job's history",
+        add_common_arguments(
+            parser,
+            older_than_help="select jobs unchanged for at least this long: 30s, 30m, 2h, 1d",
+            acting="retrying",
+            default_reason="retried with manage.py retry_jobs",
         )
 
     def handle(self, *args, **options):
@@ -101,13 +82,8 @@ class Command(BaseCommand):
             rows.append(_row(outcome, job.tenant_id))
         rows.extend(_unselected(ids, selected={job.id for job in jobs}))
 
-        if dry_run:
-            self.stdout.write("Dry run: nothing is changed or enqueued.")
-        if not rows:
-            self.stdout.write("No jobs selected.")
-        else:
-            self.stdout.write(table(_COLUMNS, rows))
-        self.stdout.write(_summary(outcomes, skipped=len(rows) - len(outcomes), dry_run=dry_run))
+        summary = _summary(outcomes, skipped=len(rows) - len(outcomes), dry_run=dry_run)
+        self.stdout.write(report(_COLUMNS, rows, dry_run=dry_run, summary=summary))
 
 
 def _row(outcome: RetryOutcome, tenant_id: str) -> tuple[str, ...]:

@@ -4,11 +4,10 @@ from django.core.management.base import BaseCommand
 from django.db.models import Q
 
 from jobs.management.operator_options import (
-    duration,
+    add_common_arguments,
     job_id,
     operator,
-    positive_int,
-    table,
+    report,
     unselected,
 )
 from jobs.models import WebhookStatus
@@ -37,30 +36,12 @@ class Command(BaseCommand):
             help="these jobs, whatever their webhook's status (the other filters still apply; "
             "only FAILED webhooks are sent, the others are listed as skipped, with the reason)",
         )
-        parser.add_argument(
-            "--older-than",
-            type=duration,
-            metavar="AGE",
-            help="select jobs unchanged for at least this long (final, or last sent again, "
-            "that long ago): 30s, 30m, 2h, 1d",
-        )
-        parser.add_argument("--tenant", metavar="TENANT", help="select this tenant's jobs only")
-        parser.add_argument(
-            "--limit", type=positive_int, metavar="N", help="at most this many jobs, oldest first"
-        )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="show what would be done, change nothing"
-        )
-        parser.add_argument(
-            "--by",
-            metavar="NAME",
-            help="who is sending, recorded as operator:NAME (default: the OS user)",
-        )
-        parser.add_argument(
-            "--reason",
-            default="with manage.py retry_webhooks",
-            metavar="TEXT",
-            help="why, recorded in each job's history",
+        add_common_arguments(
+            parser,
+            older_than_help="select jobs unchanged for at least this long (final, or last sent "
+            "again, that long ago): 30s, 30m, 2h, 1d",
+            acting="sending",
+            default_reason="with manage.py retry_webhooks",
         )
 
     def handle(self, *args, **options):
@@ -87,18 +68,13 @@ class Command(BaseCommand):
             rows.append(_row(outcome, job.tenant_id, job.status))
         rows.extend(_unselected(ids, selected={job.id for job in jobs}))
 
-        if dry_run:
-            self.stdout.write("Dry run: nothing is changed or enqueued.")
-        if not rows:
-            self.stdout.write("No jobs selected.")
-        else:
-            self.stdout.write(table(_COLUMNS, rows))
         sent = sum(outcome.action == "resend" for outcome in outcomes)
         skipped = len(rows) - sent
         if dry_run:
-            self.stdout.write(f"Would send {sent} again, skip {skipped}.")
+            summary = f"Would send {sent} again, skip {skipped}."
         else:
-            self.stdout.write(f"{sent} sent again, {skipped} skipped.")
+            summary = f"{sent} sent again, {skipped} skipped."
+        self.stdout.write(report(_COLUMNS, rows, dry_run=dry_run, summary=summary))
 
 
 def _row(outcome: WebhookRetryOutcome, tenant_id: str, status: str) -> tuple[str, ...]:
