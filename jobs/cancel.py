@@ -27,7 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.services import error_detail, job_transition
+from jobs.services import job_settle, job_transition
 from jobs.states import FINAL, REMOTE_STATUS, Status
 from orchestration import staging
 
@@ -103,37 +103,26 @@ def job_cancel_downstream(job: Job, *, submit_over: bool = False) -> Job:
     if job.status != Status.CANCELLING:
         return job
     remote_job_id = job.remote_job_id or str(job.id)
-    error = None
     try:
         remote = _cancel_remote(remote_job_id)
     except job_service.RemoteJobNotFound:
         if not (submit_over or _no_submit_in_flight(job)):
             logger.info("job %s: not in JobService (yet); its submit may be in flight", job.id)
             return job
-        target, reason = Status.CANCELLED, "cancelled; JobService never had it"
+        return job_settle(
+            job, to_status=Status.CANCELLED, reason="cancelled; JobService never had it"
+        )
     except DownstreamError as exc:
         logger.warning("job %s: cancel in JobService failed: %s", job.id, exc)
         return job
-    else:
-        target = REMOTE_STATUS.get(remote.status)
-        if target is None:
-            # A cancel answered with a job still running breaks JobService's contract; ask again
-            # later rather than guess.
-            logger.warning("job %s: JobService answered the cancel with %s", job.id, remote.status)
-            return job
-        reason = f"JobService reported {remote.status} on cancel"
-        if target == Status.EXECUTION_ERROR:
-            error = error_detail(service="jobservice", message=remote.error or remote.status)
-    job_transition(
-        job.id,
-        from_status=Status.CANCELLING,
-        to_status=target,
-        reason=reason,
-        fields={"error": error} if error else None,
-    )
-    # Whoever won the race, the stored state is the truth.
-    job.refresh_from_db()
-    return job
+    target = REMOTE_STATUS.get(remote.status)
+    if target is None:
+        # A cancel answered with a job still running breaks JobService's contract; ask again
+        # later rather than guess.
+        logger.warning("job %s: JobService answered the cancel with %s", job.id, remote.status)
+        return job
+    reason = f"JobService reported {remote.status} on cancel"
+    return job_settle(job, to_status=target, reason=reason, remote=remote)
 
 
 def _cancel_remote(remote_job_id: str):

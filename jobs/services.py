@@ -251,14 +251,25 @@ def job_refresh(job: Job) -> Job:
     target = REMOTE_STATUS.get(remote.status)
     if target is None:
         return job
+    return job_settle(
+        job, to_status=target, reason=f"JobService reported {remote.status}", remote=remote
+    )
+
+
+def job_settle(job: Job, *, to_status: str, reason: str, remote=None) -> Job:
+    """Store the end JobService reported (its job `remote`, when there is one) with a
+    compare-and-set from the job's current status; return the job as stored.
+
+    Shared by the status refresh and the cancel (jobs/cancel.py).
+    """
     error = None
-    if target == Status.EXECUTION_ERROR:
+    if to_status == Status.EXECUTION_ERROR and remote is not None:
         error = error_detail(service="jobservice", message=remote.error or remote.status)
     job_transition(
         job.id,
-        from_status=Status.SUBMITTED,
-        to_status=target,
-        reason=f"JobService reported {remote.status}",
+        from_status=job.status,
+        to_status=to_status,
+        reason=reason,
         fields={"error": error} if error else None,
     )
     # Whoever won the race, the stored state is the truth.
