@@ -24,15 +24,26 @@ def reconcile() -> str:
 
 def enqueue_orchestration(job_id: uuid.UUID) -> bool:
     """Queue the orchestration of a job; False (logged) when the broker is unreachable."""
+    return enqueue_job_task(
+        "orchestration.tasks.orchestrate_job",
+        job_id,
+        group="orchestrate",
+        if_failed="enqueue failed; it stays CREATED until re-enqueued",
+    )
+
+
+def enqueue_job_task(func: str, job_id: uuid.UUID, *, group: str, if_failed: str) -> bool:
+    """Queue `func(job_id)` as task `<group>-<job id>` on this process's broker; False when the
+    broker is unreachable, logged with `if_failed` (what becomes of the job then)."""
     try:
         async_task(
-            "orchestration.tasks.orchestrate_job",
+            func,
             str(job_id),
-            task_name=f"orchestrate-{job_id}",
-            group="orchestrate",
+            task_name=f"{group}-{job_id}",
+            group=group,
             broker=process_broker(),
         )
     except Exception:
-        logger.exception("job %s: enqueue failed; it stays CREATED until re-enqueued", job_id)
+        logger.exception("job %s: %s", job_id, if_failed)
         return False
     return True
