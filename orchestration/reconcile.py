@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -45,6 +45,10 @@ class Report:
     cancel_retried: list[str] = field(default_factory=list)
     staged_removed: list[str] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """Whether the pass did anything (every field is a list of what it did)."""
+        return any(astuple(self))
 
     def __str__(self) -> str:
         return (
@@ -98,13 +102,7 @@ def reconcile(
         report.webhooks.append(str(job.id))
     if time.monotonic() < deadline:
         report.staged_removed = staging_cleanup(now=now)
-    if (
-        report.requeued
-        or report.refreshed
-        or report.cancel_retried
-        or report.staged_removed
-        or report.webhooks
-    ):
+    if report:
         logger.info("reconcile: %s", report)
     return report
 
