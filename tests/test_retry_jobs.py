@@ -7,14 +7,13 @@ ids: the stack's database is shared with the rest of the suite.
 """
 
 import getpass
-import io
 import re
 import uuid
 from datetime import timedelta
 
 import pytest
 import requests
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.utils import timezone
 
 from jobs.models import Job
@@ -22,23 +21,15 @@ from jobs.retries import RetryOutcome, job_retry
 from orchestration import staging
 from orchestration.broker import process_broker
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
+from tests.support.operator import rows, run_command
 
 OPERATOR = f"operator:{getpass.getuser()}"
 
 
 def retry_jobs(*args) -> str:
-    out = io.StringIO()
-    call_command("retry_jobs", *[str(arg) for arg in args], stdout=out)
-    return out.getvalue()
-
-
-def rows(output: str) -> list[tuple[str, ...]]:
-    """The table's job rows: (id, tenant, status, action, new status, detail)."""
-    return [
-        tuple(re.split(r"\s{2,}", line.strip()))
-        for line in output.splitlines()
-        if re.match(r"[0-9a-f]{8}-", line)
-    ]
+    """What the command prints; `rows()` of it are
+    (id, tenant, status, action, new status, detail)."""
+    return run_command("retry_jobs", *args)
 
 
 def ids(output: str) -> list[str]:

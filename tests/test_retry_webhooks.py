@@ -6,16 +6,15 @@ ids: the stack's database is shared with the rest of the suite.
 """
 
 import getpass
-import io
-import re
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.utils import timezone
 
 from jobs.models import Job, WebhookDelivery, WebhookStatus
+from tests.support.operator import rows, run_command
 from tests.support.webhooks import Receiver, wait_for_webhook
 from webhooks.retries import webhook_retry
 
@@ -23,18 +22,9 @@ OPERATOR = f"operator:{getpass.getuser()}"
 
 
 def retry_webhooks(*args) -> str:
-    out = io.StringIO()
-    call_command("retry_webhooks", *[str(arg) for arg in args], stdout=out)
-    return out.getvalue()
-
-
-def rows(output: str) -> list[tuple[str, ...]]:
-    """The table's rows: (id, tenant, status, webhook, action, new delivery, detail)."""
-    return [
-        tuple(re.split(r"\s{2,}", line.strip()))
-        for line in output.splitlines()
-        if re.match(r"[0-9a-f]{8}-", line)
-    ]
+    """What the command prints; `rows()` of it are
+    (id, tenant, status, webhook, action, new delivery, detail)."""
+    return run_command("retry_webhooks", *args)
 
 
 @pytest.fixture
