@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import JsonResponse
+from django_q.conf import Conf
+
+from frontservice.broker import process_broker
 
 
 def healthz(request):
@@ -76,10 +79,6 @@ def check_http(base_url: str) -> None:
 
 def queue_stats() -> dict:
     """The broker queue: waiting tasks, and for MongoDB those in flight and the oldest's age."""
-    from django_q.conf import Conf
-
-    from orchestration.broker import process_broker
-
     list_key = process_broker().list_key  # constructing a broker does no I/O
     if settings.REDIS_URL:
         return {"depth": redis_client(settings.REDIS_URL).llen(list_key)}

@@ -16,6 +16,8 @@ import logging
 import os
 import time
 
+from django.conf import settings
+from django.http import HttpResponse
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -27,6 +29,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from frontservice.health import queue_stats
+from frontservice.problems import json_problem_response
+from frontservice.request_log import route_name
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +112,6 @@ class MetricsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from frontservice.request_log import route_name
-
         started = time.perf_counter()
         response = self.get_response(request)
         route = route_name(request)
@@ -123,8 +127,6 @@ class QueueCollector:
     """Queue depth and oldest waiting task's age, asked of the broker at scrape time."""
 
     def collect(self):
-        from frontservice.health import queue_stats
-
         up = GaugeMetricFamily(
             "frontservice_queue_up", "1 if the broker answered this scrape within its timeout."
         )
@@ -176,11 +178,6 @@ def scrape() -> bytes:
 
 def metrics_view(request):
     """GET /metrics. Open unless METRICS_TOKEN is set; then `Authorization: Bearer <token>`."""
-    from django.conf import settings
-    from django.http import HttpResponse
-
-    from jobs.errors import json_problem_response
-
     token = settings.METRICS_TOKEN
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "frontservice.apps.MongoDjangoQConfig",
     "jobs",
     "orchestration",
+    "webhooks",
 ]
 
 # The contrib apps and django_q ship migrations with AutoField; these are regenerated with
@@ -135,17 +136,17 @@ WHITENOISE_USE_FINDERS = True
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Only the upload view parses bodies, and it streams them itself.
     "DEFAULT_PARSER_CLASSES": [],
-    "EXCEPTION_HANDLER": "jobs.errors.exception_handler",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 # Django's own CSRF refusal (the admin's forms; the API views are exempt) as a problem document.
-CSRF_FAILURE_VIEW = "jobs.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "jobs.api.errors.csrf_failure"
 
 # --- OpenAPI schema (drf-spectacular) ------------------------------------------------------
 # Served at /api/schema/ with the docs at /api/docs/ (frontservice/urls.py), both without a
@@ -165,7 +166,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "jobs.schema.describe_errors",
+        "jobs.api.schema.describe_errors",
     ],
 }
 
@@ -271,7 +272,7 @@ else:
     # so a task whose worker died is delivered again after `retry` seconds.
     Q_CLUSTER["mongo"] = {"host": MONGODB_URI}
     Q_CLUSTER["mongo_db"] = MONGODB_NAME
-    Q_CLUSTER["broker_class"] = "orchestration.broker.ForkSafeMongo"
+    Q_CLUSTER["broker_class"] = "frontservice.broker.ForkSafeMongo"
 Q_CLUSTER.pop("orm")
 
 # --- Completion webhooks (webhooks/, README "Webhooks") -----------------------------------

@@ -6,7 +6,7 @@ from frontservice.health import healthz, readyz
 from frontservice.metrics import metrics_view
 
 urlpatterns = [
-    path("api/v1/", include("jobs.urls")),
+    path("api/v1/", include("jobs.api.urls")),
     # Public, like the docs: the schema describes the API and holds no data (README "API schema").
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -17,7 +17,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
-handler400 = "jobs.errors.handler400"
-handler403 = "jobs.errors.handler403"
-handler404 = "jobs.errors.handler404"
-handler500 = "jobs.errors.handler500"
+handler400 = "jobs.api.errors.handler400"
+handler403 = "jobs.api.errors.handler403"
+handler404 = "jobs.api.errors.handler404"
+handler500 = "jobs.api.errors.handler500"

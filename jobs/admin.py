@@ -11,19 +11,20 @@ from collections import Counter
 from datetime import datetime
 
 from django.contrib import admin, messages
-from django.db import connection
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django_q.models import Failure, Success
 
-from jobs.models import Job, WebhookDelivery
-from jobs.retries import job_retry
-from jobs.services import job_refresh
+from frontservice import mongo
+from frontservice.broker import process_broker
+from jobs.models import Job
 from jobs.states import Status
-from orchestration.broker import process_broker
-from webhooks.retries import webhook_retry
+from orchestration.refresh import job_refresh
+from orchestration.resend import job_resend
+from webhooks.models import WebhookDelivery
+from webhooks.resend import webhook_resend
 
 # The tenant filter lists this many tenants (alphabetically); any other is one search away.
 TENANT_FILTER_LIMIT = 50
@@ -80,8 +81,7 @@ class TenantFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         # `distinct` on the collection walks the owner index (tenant_id first) once per tenant;
         # the ORM's values_list().distinct() also works here, but as a $group over every job.
-        collection = connection.get_collection(Job._meta.db_table)
-        tenants = sorted(collection.distinct("tenant_id"))[:TENANT_FILTER_LIMIT]
+        tenants = sorted(mongo.distinct(Job, "tenant_id"))[:TENANT_FILTER_LIMIT]
         selected = self.value()
         if selected and selected not in tenants:
             tenants.append(selected)  # a tenant past the limit still shows as selected
@@ -237,7 +237,7 @@ class JobAdmin(admin.ModelAdmin):
     def retry_selected_jobs(self, request, queryset):
         by = f"admin:{request.user.get_username()}"
         outcomes = [
-            job_retry(job, by=by, reason="retried from admin")
+            job_resend(job, by=by, reason="retried from admin")
             for job in queryset.order_by("updated_at", "pk")
         ]
         actions = Counter(outcome.action for outcome in outcomes)
@@ -254,7 +254,7 @@ class JobAdmin(admin.ModelAdmin):
         # Only FAILED webhooks are sent again, each as a new event (webhooks/retries.py).
         by = f"admin:{request.user.get_username()}"
         outcomes = [
-            webhook_retry(job, by=by, reason="from admin")
+            webhook_resend(job, by=by, reason="from admin")
             for job in queryset.order_by("updated_at", "pk")
         ]
         sent = sum(outcome.action == "resend" for outcome in outcomes)

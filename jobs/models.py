@@ -7,7 +7,8 @@ from jobs.states import FINAL, Status
 
 
 class WebhookStatus(models.TextChoices):
-    """Where a job's completion webhook stands (webhooks/delivery.py)."""
+    """Where a job's completion webhook stands (webhooks/delivery.py): the job's outbox field,
+    read by the webhooks app, and the status of each of its WebhookDelivery records."""
 
     PENDING = "PENDING"  # to be sent (or being sent: see Job.webhook_claimed_at)
     DELIVERED = "DELIVERED"  # the receiver answered 2xx
@@ -37,8 +38,8 @@ class Job(models.Model):
     history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Completion webhook (README "Webhooks"). The URL was checked by the SSRF guard at POST time
-    # and never changes afterwards. Empty: no callback (the job document says null).
+    # Completion webhook (docs/api.md "Webhooks"). The URL was checked by the SSRF guard at POST
+    # time and never changes afterwards. Empty: no callback (the job document says null).
     callback_url = models.CharField(max_length=2048, blank=True, default="")
     # Scheme and host the job was submitted to ("https://api.example.com"): the webhook's
     # document carries absolute links like the API's answers, built from the same Host.
@@ -46,7 +47,7 @@ class Job(models.Model):
     # Set in the same compare-and-set that makes the job final (jobs.services.job_transition),
     # so a final job with a callback can never be without a pending webhook. A new delivery id
     # per finalization: an operator retry that finishes the job again sends a new event, and
-    # so does sending a FAILED webhook again (webhooks/retries.py).
+    # so does sending a FAILED webhook again (webhooks/resend.py).
     # Empty: no webhook (no callback, or not final yet).
     webhook_status = models.CharField(
         max_length=16, choices=WebhookStatus.choices, blank=True, default=""
@@ -110,38 +111,3 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.sub}: {self.key}"
-
-
-class WebhookDelivery(models.Model):
-    """One event sent to a job's callback_url, with every attempt made to send it.
-
-    The id is the `X-FrontService-Delivery` header, the same on every retry of the event, so
-    a receiver that gets it twice (a lost 2xx, a redelivered task) can tell.
-    """
-
-    id = models.UUIDField(primary_key=True, editable=False, db_column="_id")
-    job = models.ForeignKey(
-        Job,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="webhook_deliveries",
-    )
-    event = models.CharField(max_length=64, default="job.finished")
-    url = models.CharField(max_length=2048)
-    # The job's status the event reports.
-    job_status = models.CharField(max_length=32)
-    status = models.CharField(
-        max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
-    )
-    # Appended atomically, one per HTTP attempt:
-    # [{"attempt", "at", "address", "status_code", "error", "duration_ms"}, ...]
-    attempts = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name_plural = "webhook deliveries"
-        indexes = [models.Index(fields=["job", "-created_at"], name="webhook_job_created")]
-
-    def __str__(self) -> str:
-        return f"{self.event} {self.id} ({self.status})"

@@ -1,16 +1,24 @@
-"""Job services: plain functions that views, tasks and commands call."""
+"""Job services: the domain's plain functions, which views, tasks and commands call.
+
+They change the database and announce what changed (jobs/signals.py); they never enqueue a task
+or call another service. The worker tier and webhooks subscribe to the announcements.
+"""
 
 import logging
+import time
 import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
-from pymongo import ReturnDocument
 
-from frontservice import metrics
+from frontservice import metrics, mongo
+from jobs import staging
 from jobs.models import Job, WebhookStatus
-from jobs.states import FINAL, REMOTE_STATUS, Status, can_transition
+from jobs.signals import job_created, job_status_changed
+from jobs.states import FINAL, Status, can_transition
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +37,7 @@ def job_create(
     callback_url: str = "",
     base_url: str = "",
 ) -> Job:
-    """Record a CREATED job for a staged input and enqueue its orchestration."""
-    from orchestration import staging, tasks
-
+    """Record a CREATED job for a staged input and announce it (the worker tier enqueues it)."""
     job = Job(
         tenant_id=tenant_id,
         sub=sub,
@@ -48,10 +54,10 @@ def job_create(
     except BaseException:
         staging.discard(job.id)
         raise
-    # If enqueueing fails the job stays CREATED and is found again by its age (issue 3's
-    # reconciler); the user still gets their 202 and their job id.
     metrics.job_created()
-    tasks.enqueue_orchestration(job.id)
+    # If enqueueing fails the job stays CREATED and the reconciler finds it by its age; the
+    # user still gets their 202 and their job id.
+    job_created.send(sender=Job, job=job)
     return job
 
 
@@ -87,11 +93,6 @@ def job_transition(
     if changed is None:
         return False
     metrics.job_transitioned(from_status, to_status)
-    if webhook:
-        from webhooks.tasks import enqueue_webhook
-
-        # Not enqueued (broker down): the webhook stays PENDING and the reconciler enqueues it.
-        enqueue_webhook(job_id)
     # One JSON line per status change (frontservice/request_log.py adds the request id).
     logger.info(
         "job %s %s -> %s (%s)",
@@ -102,12 +103,21 @@ def job_transition(
         extra={
             "event": "job_status",
             "job_id": str(job_id),
-            "tenant": changed.get(_column("tenant_id")),
+            "tenant": changed.get(mongo.column(Job, "tenant_id")),
             "from": str(from_status),
             "to": str(to_status),
             "reason": reason,
             "by": by,
         },
+    )
+    job_status_changed.send(
+        sender=Job,
+        job_id=job_id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        by=by,
+        changes={**(fields or {}), **webhook},
     )
     return True
 
@@ -186,7 +196,6 @@ def _record_change(
     Returns the job's owner as it was matched (for the log line), or None when nothing matched.
     """
     now = timezone.now()
-    changes = {"status": to_status, "updated_at": now, **(fields or {})}
     entry = {
         "at": now.isoformat(),
         "from": match["status"],
@@ -194,18 +203,13 @@ def _record_change(
         "reason": reason,
         "by": by,
     }
-    pk = Job._meta.pk
-    return _collection().find_one_and_update(
-        {
-            pk.column: pk.get_db_prep_value(job_id, connection),
-            **{_column(name): _db_value(name, value) for name, value in match.items()},
-        },
-        {
-            "$set": {_column(name): _db_value(name, value) for name, value in changes.items()},
-            "$push": {"history": entry},
-        },
-        projection={_column("tenant_id"): 1},
-        return_document=ReturnDocument.BEFORE,
+    return mongo.compare_and_set(
+        Job,
+        job_id,
+        match=match,
+        changes={"status": to_status, "updated_at": now, **(fields or {})},
+        push={mongo.column(Job, "history"): entry},
+        before=("tenant_id",),
     )
 
 
@@ -216,55 +220,21 @@ def job_claim_submit(job_id: uuid.UUID, *, remote_job_id: str) -> bool:
     job JobService cannot have (no claim: cancelled locally, and this claim then fails) from one
     whose submit may be in flight (claimed: cancelled in JobService). See jobs/cancel.py.
     """
-    pk = Job._meta.pk
-    claimed = _collection().find_one_and_update(
-        {
-            pk.column: pk.get_db_prep_value(job_id, connection),
-            _column("status"): _db_value("status", Status.STORED),
-        },
-        {"$set": {_column("remote_job_id"): _db_value("remote_job_id", remote_job_id)}},
-        projection={pk.column: 1},
+    claimed = mongo.compare_and_set(
+        Job, job_id, match={"status": Status.STORED}, changes={"remote_job_id": remote_job_id}
     )
     return claimed is not None
 
 
-def job_refresh(job: Job) -> Job:
-    """Ask JobService about a SUBMITTED job, store what changed, return the current job.
+def job_settle(job: Job, *, to_status: str, reason: str, remote_error: str | None = None) -> Job:
+    """Store the end JobService reported with a compare-and-set from the job's current status;
+    return the job as stored. `remote_error`: JobService's account of a failed execution.
 
-    A CANCELLING job's cancel is sent to JobService again instead (jobs/cancel.py).
-    """
-    from orchestration.clients import job_service
-    from orchestration.clients.http import DownstreamError
-
-    if job.status == Status.CANCELLING:
-        from jobs.cancel import job_cancel_downstream
-
-        return job_cancel_downstream(job)
-    if job.status != Status.SUBMITTED:
-        return job
-    try:
-        remote = job_service.get_job(job.remote_job_id)
-    except DownstreamError as exc:
-        # The user gets the last known status; the next poll asks again.
-        logger.warning("job %s: status refresh failed: %s", job.id, exc)
-        return job
-    target = REMOTE_STATUS.get(remote.status)
-    if target is None:
-        return job
-    return job_settle(
-        job, to_status=target, reason=f"JobService reported {remote.status}", remote=remote
-    )
-
-
-def job_settle(job: Job, *, to_status: str, reason: str, remote=None) -> Job:
-    """Store the end JobService reported (its job `remote`, when there is one) with a
-    compare-and-set from the job's current status; return the job as stored.
-
-    Shared by the status refresh and the cancel (jobs/cancel.py).
+    Shared by the status refresh and the cancel (orchestration/refresh.py, orchestration/cancel.py).
     """
     error = None
-    if to_status == Status.EXECUTION_ERROR and remote is not None:
-        error = error_detail(service="jobservice", message=remote.error or remote.status)
+    if to_status == Status.EXECUTION_ERROR and remote_error is not None:
+        error = error_detail(service="jobservice", message=remote_error)
     job_transition(
         job.id,
         from_status=job.status,
@@ -286,13 +256,32 @@ def error_detail(*, service: str, message: str, status_code: int | None = None) 
     }
 
 
-def _collection():
-    return connection.get_collection(Job._meta.db_table)
+def jobs_claim_idle(
+    *statuses: str,
+    idle_for: timedelta,
+    now: datetime,
+    limit: int,
+    deadline: float,
+    where: Q | None = None,
+) -> Iterator[Job]:
+    """Jobs in `statuses` idle for `idle_for` (and matching `where`), each claimed for this
+    caller alone (a reconciler pass), one at a time, until the monotonic `deadline`.
 
-
-def _column(name: str) -> str:
-    return Job._meta.get_field(name).column
-
-
-def _db_value(name: str, value):
-    return Job._meta.get_field(name).get_db_prep_save(value, connection)
+    A claim is a compare-and-set on `checked_at`, so two passes running at once (two clusters)
+    never both act on the same job in one window. A generator: each job is claimed only when the
+    caller is ready to act on it, and the deadline is checked before each claim, so a pass that
+    stops early leaves the rest unclaimed for the next one.
+    """
+    cutoff = now - idle_for
+    idle = Q(status__in=statuses, updated_at__lte=cutoff) & (
+        Q(checked_at__isnull=True) | Q(checked_at__lte=cutoff)
+    )
+    if where is not None:
+        idle &= where
+    candidates = list(Job.objects.filter(idle).order_by("updated_at")[:limit])
+    for job in candidates:
+        if time.monotonic() >= deadline:
+            return
+        # Compare-and-set on the same condition: of two passes, one gets 1, the other 0.
+        if Job.objects.filter(idle, pk=job.pk).update(checked_at=now) == 1:
+            yield job

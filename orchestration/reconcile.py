@@ -7,8 +7,9 @@
 - CANCELLING jobs (JobService could not be reached when the owner cancelled) get their cancel
   sent to JobService again, on the same cadence, until it ends them (jobs/cancel.py).
 - Staged inputs that no retry can need any more are deleted (see `staging_cleanup`).
-- Final jobs whose webhook is still PENDING and not being sent (its task was lost, or died)
-  get a delivery task again (webhooks/delivery.py).
+
+Webhooks nobody is sending are the webhooks app's to find (webhooks/reconcile.py); `manage.py
+reconcile` runs both passes.
 
 Each job is claimed with a compare-and-set on `checked_at` before anything is done to it, so two
 reconcilers running at once (two clusters) never both act on the same job in one window. Each
@@ -20,20 +21,19 @@ whose claim simply expires, and the next pass goes on where it stopped.
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
-from jobs.cancel import job_cancel_downstream
-from jobs.models import Job, WebhookStatus
-from jobs.services import job_refresh
-from jobs.states import FINAL, Status
-from orchestration import staging, tasks
-from webhooks.tasks import enqueue_webhook
+from jobs import staging
+from jobs.models import Job
+from jobs.services import jobs_claim_idle
+from jobs.states import Status
+from orchestration.cancel import job_cancel_downstream
+from orchestration.refresh import job_refresh
+from orchestration.services import enqueue_orchestration
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ class Report:
     refreshed: list[str] = field(default_factory=list)
     cancel_retried: list[str] = field(default_factory=list)
     staged_removed: list[str] = field(default_factory=list)
-    webhooks: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether the pass did anything (every field is a list of what it did)."""
@@ -54,8 +53,7 @@ class Report:
         return (
             f"{len(self.requeued)} requeued, {len(self.refreshed)} refreshed, "
             f"{len(self.cancel_retried)} cancels retried, "
-            f"{len(self.staged_removed)} staged files removed, "
-            f"{len(self.webhooks)} webhooks enqueued"
+            f"{len(self.staged_removed)} staged files removed"
         )
 
 
@@ -63,43 +61,30 @@ def reconcile(
     *,
     stuck_after: timedelta | None = None,
     refresh_after: timedelta | None = None,
-    webhook_after: timedelta | None = None,
     now: datetime | None = None,
     limit: int | None = None,
     budget_seconds: float | None = None,
 ) -> Report:
     now = now or timezone.now()
     stuck_after = _seconds(stuck_after, settings.RECONCILE_STUCK_AFTER)
-    # Like a stuck job: longer than a delivery task may run, so a running one is left alone.
-    webhook_after = _seconds(webhook_after, settings.RECONCILE_STUCK_AFTER)
     refresh_after = _seconds(refresh_after, settings.RECONCILE_REFRESH_AFTER)
     limit = limit or settings.RECONCILE_BATCH
     budget = settings.RECONCILE_PASS_SECONDS if budget_seconds is None else budget_seconds
     deadline = time.monotonic() + budget
     report = Report()
-    stuck = _claim(Status.CREATED, Status.STORED, idle_for=stuck_after, now=now, limit=limit)
-    for job in _until(deadline, stuck):
+    claim = {"now": now, "limit": limit, "deadline": deadline}
+    for job in jobs_claim_idle(Status.CREATED, Status.STORED, idle_for=stuck_after, **claim):
         logger.warning(
             "job %s: stuck in %s since %s; enqueued again", job.id, job.status, job.updated_at
         )
-        tasks.enqueue_orchestration(job.id)
+        enqueue_orchestration(job.id)
         report.requeued.append(str(job.id))
-    unpolled = _claim(Status.SUBMITTED, idle_for=refresh_after, now=now, limit=limit)
-    for job in _until(deadline, unpolled):
+    for job in jobs_claim_idle(Status.SUBMITTED, idle_for=refresh_after, **claim):
         job_refresh(job)
         report.refreshed.append(str(job.id))
-    cancelling = _claim(Status.CANCELLING, idle_for=refresh_after, now=now, limit=limit)
-    for job in _until(deadline, cancelling):
+    for job in jobs_claim_idle(Status.CANCELLING, idle_for=refresh_after, **claim):
         job_cancel_downstream(job)
         report.cancel_retried.append(str(job.id))
-    unsent = Q(webhook_status=WebhookStatus.PENDING) & (
-        Q(webhook_claimed_at__isnull=True) | Q(webhook_claimed_at__lte=now - webhook_after)
-    )
-    unsent_jobs = _claim(*FINAL, idle_for=webhook_after, now=now, limit=limit, where=unsent)
-    for job in _until(deadline, unsent_jobs):
-        logger.warning("job %s: webhook pending and not being sent; enqueued again", job.id)
-        enqueue_webhook(job.id)
-        report.webhooks.append(str(job.id))
     if time.monotonic() < deadline:
         report.staged_removed = staging_cleanup(now=now)
     if report:
@@ -109,38 +94,6 @@ def reconcile(
 
 def _seconds(value: timedelta | None, default_seconds: float) -> timedelta:
     return value if value is not None else timedelta(seconds=default_seconds)
-
-
-def _until(deadline: float, jobs: Iterator[Job]) -> Iterator[Job]:
-    """The jobs, until the pass's time is up (checked before each claim, not after)."""
-    while time.monotonic() < deadline:
-        job = next(jobs, None)
-        if job is None:
-            return
-        yield job
-    jobs.close()
-
-
-def _claim(
-    *statuses: str, idle_for: timedelta, now: datetime, limit: int, where: Q | None = None
-) -> Iterator[Job]:
-    """Jobs in `statuses` idle for `idle_for` (and matching `where`), each claimed by this pass
-    alone, one at a time.
-
-    A generator: each job is claimed only when the caller is ready to act on it, so a pass that
-    stops early leaves the rest unclaimed for the next one.
-    """
-    cutoff = now - idle_for
-    idle = Q(status__in=statuses, updated_at__lte=cutoff) & (
-        Q(checked_at__isnull=True) | Q(checked_at__lte=cutoff)
-    )
-    if where is not None:
-        idle &= where
-    candidates = list(Job.objects.filter(idle).order_by("updated_at")[:limit])
-    for job in candidates:
-        # Compare-and-set on the same condition: of two passes, one gets 1, the other 0.
-        if Job.objects.filter(idle, pk=job.pk).update(checked_at=now) == 1:
-            yield job
 
 
 # Ids per `pk__in` lookup: the embedded server refuses an `$in` of about 450 UUIDs and more

@@ -3,14 +3,14 @@
 Every step is safe to repeat: blob id and remote job id are the job id, so a redelivered task
 overwrites the same blob and re-submits the same job instead of creating duplicates, and every
 status change is compare-and-set, so a step that another worker already took is not taken twice.
-Transient downstream failures are retried inside the step (orchestration/retry.py); only when
+Transient downstream failures are retried inside the step (frontservice/backoff.py); only when
 that gives up does the job move to an error state, with the last error and the attempts made.
 
-The owner may cancel at any point (jobs/cancel.py). A job cancelled before its submit is never
-sent to JobService: the submit is claimed by compare-and-set on STORED before anything is sent,
-and every attempt checks the job is still STORED. A worker that loses the race to a cancel
-deletes the blob it stored (best effort); one whose submit was in flight when the cancel came
-sends the cancel to JobService itself once its submit is over.
+The owner may cancel at any point (jobs/cancel.py, orchestration/cancel.py). A job cancelled
+before its submit is never sent to JobService: the submit is claimed by compare-and-set on
+STORED before anything is sent, and every attempt checks the job is still STORED. A worker that
+loses the race to a cancel deletes the blob it stored (best effort); one whose submit was in
+flight when the cancel came sends the cancel to JobService itself once its submit is over.
 """
 
 import contextlib
@@ -21,19 +21,30 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.cancel import job_cancel_downstream
+from frontservice.backoff import GaveUp, call_with_retries
+from frontservice.downstream import DownstreamError
+from frontservice.queue import enqueue_task
+from jobs import staging
 from jobs.models import Job
 from jobs.services import error_detail, job_claim_submit, job_transition
 from jobs.states import Status
-from orchestration import staging
+from orchestration.cancel import job_cancel_downstream
 from orchestration.clients import blob_service, job_service
-from orchestration.clients.http import DownstreamError
-from orchestration.retry import GaveUp, call_with_retries
 
 logger = logging.getLogger(__name__)
 
 # The error state each in-flight status falls into when its step gives up.
 _ERROR_OF = {Status.CREATED: Status.STORED_ERROR, Status.STORED: Status.SUBMITTED_ERROR}
+
+
+def enqueue_orchestration(job_id: uuid.UUID) -> bool:
+    """Queue the orchestration of a job; False (logged) when the broker is unreachable."""
+    return enqueue_task(
+        "orchestration.tasks.orchestrate_job_task",
+        job_id,
+        group="orchestrate",
+        if_failed="enqueue failed; it stays CREATED until re-enqueued",
+    )
 
 
 def job_orchestrate(*, job_id: uuid.UUID) -> None:
@@ -49,7 +60,7 @@ def job_orchestrate(*, job_id: uuid.UUID) -> None:
     if job.status == Status.CREATED:
         job = job_store_input(job=job)
     if job.status == Status.STORED:
-        job_submit(job=job)
+        job_submit_to_jobservice(job=job)
 
 
 def _start_attempt(job_id: uuid.UUID) -> Job | None:
@@ -93,7 +104,7 @@ def job_store_input(*, job: Job) -> Job:
     return job
 
 
-def job_submit(*, job: Job) -> Job:
+def job_submit_to_jobservice(*, job: Job) -> Job:
     """STORED -> SUBMITTED (or SUBMITTED_ERROR): submit the stored blob to JobService."""
     remote_job_id = str(job.id)  # derived, so a repeated submit finds the same remote job
     if not job_claim_submit(job.id, remote_job_id=remote_job_id):

@@ -1,4 +1,9 @@
-"""The running stack for end-to-end tests, and the people who use it.
+"""The service in the test process (most tests), the running stack (tests/e2e), and the people
+who use them.
+
+In-process tests (`api`, `services`): the API through DRF's test client, the worker's tasks run
+in this process from the real broker (tests/support/inprocess.py), the reference BlobService and
+JobService as real processes started once per session.
 
 One session-scoped stack of real processes: the reference BlobService and JobService, the API
 under gunicorn and a django-q2 cluster, all on free ports, all on the test database of the
@@ -17,6 +22,7 @@ import pytest
 import requests
 
 from tests.support.api import Owner
+from tests.support.inprocess import Api, Downstream, clear_tasks
 from tests.support.processes import ManagedProcess, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -243,8 +249,8 @@ def quiet_stack(stack):
     and every SUBMITTED one has finished in JobService. Fault tests need that, or an earlier
     test's job could consume the fault they inject."""
     from jobs.models import Job
-    from jobs.services import job_refresh
     from jobs.states import Status
+    from orchestration.refresh import job_refresh
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -263,3 +269,66 @@ def quiet_stack(stack):
         requests.post(f"{stack.urls[name]}/_control/reset-stats", timeout=5).raise_for_status()
     yield stack
     stack.clear_faults()
+
+
+# JobService's execution delay for in-process tests: a job is done soon after it is submitted.
+# A test that needs to see SUBMITTED (or to cancel in time) injects a longer one.
+INPROCESS_EXECUTION_DELAY = "0.05"
+
+
+@pytest.fixture(scope="session")
+def downstream(django_db_setup, tmp_path_factory):
+    """The reference BlobService and JobService for in-process tests, one pair per session."""
+    from django.conf import settings
+
+    data_dir = tmp_path_factory.mktemp("downstream")
+    ports = {name: free_port() for name in ("blob", "job")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    python = sys.executable
+    argv = {
+        "blob": [python, "-m", "refservices.blobservice", "--port", str(ports["blob"])],
+        "job": [
+            python,
+            "-m",
+            "refservices.jobservice",
+            "--port",
+            str(ports["job"]),
+            "--blobservice-url",
+            urls["blob"],
+            "--delay",
+            INPROCESS_EXECUTION_DELAY,
+        ],
+    }
+    processes = []
+    try:
+        for name in ("blob", "job"):
+            processes.append(
+                ManagedProcess.start(
+                    [*argv[name], "--data-dir", str(data_dir / name)],
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    cwd=str(REPO),
+                    name=f"{name}service",
+                    ready_url=f"{urls[name]}/_control/health",
+                )
+            )
+        settings.BLOBSERVICE_URL, settings.JOBSERVICE_URL = urls["blob"], urls["job"]
+        yield Downstream(urls=urls)
+    finally:
+        for process in processes:
+            process.stop()
+
+
+@pytest.fixture
+def services(downstream):
+    """The reference services with no fault and fresh counters, and no task left over from an
+    earlier test on the broker: what this test's jobs do is all that happens."""
+    downstream.reset()
+    clear_tasks()
+    yield downstream
+    downstream.reset()
+
+
+@pytest.fixture
+def api(services) -> Api:
+    """A user's HTTP client, answered in-process, with the reference services behind it."""
+    return Api()

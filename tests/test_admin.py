@@ -27,10 +27,10 @@ from django_q.conf import Conf
 from django_q.models import Schedule, Success, Task
 from django_q.monitor import save_task
 
+from frontservice.broker import ForkSafeMongo
 from jobs.admin import TenantFilter
 from jobs.models import IdempotencyKey, Job
 from jobs.states import Status
-from orchestration.broker import ForkSafeMongo
 from orchestration.schedules import RECONCILE, ensure_schedules
 from tests.support.admin import JOIN_FREE_BACKEND, logged_in, staff_user
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
@@ -412,7 +412,7 @@ def test_the_django_q_pages_render_for_a_superuser(superuser):
     pages = {
         "/admin/": "Django Q",
         "/admin/django_q/schedule/": RECONCILE,
-        f"/admin/django_q/schedule/{schedule.pk}/change/": "orchestration.tasks.reconcile",
+        f"/admin/django_q/schedule/{schedule.pk}/change/": "orchestration.tasks.reconcile_task",
         "/admin/django_q/success/": success.name,
         f"/admin/django_q/success/?q={success.name}": success.name,
         f"/admin/django_q/success/{success.pk}/change/": success.name,
@@ -645,7 +645,7 @@ def _task_package(name: str, *, success: bool) -> dict:
     return {
         "id": uuid.uuid4().hex,
         "name": name,
-        "func": "orchestration.tasks.orchestrate_job",
+        "func": "orchestration.tasks.orchestrate_job_task",
         "args": (),
         "kwargs": {},
         "hook": None,

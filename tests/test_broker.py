@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from django_q.conf import Conf
 
-from orchestration import broker as broker_module
-from orchestration.broker import ForkSafeMongo, acknowledge_in_worker
+from frontservice import broker as broker_module
+from frontservice.broker import ForkSafeMongo, acknowledge_in_worker
 
 
 @pytest.fixture

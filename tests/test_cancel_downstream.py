@@ -1,4 +1,4 @@
-"""jobs.cancel.job_cancel_downstream: how JobService's answer to a cancel ends a CANCELLING job.
+"""orchestration.cancel.job_cancel_downstream: how JobService's answer ends a CANCELLING job.
 
 JobService is mocked at the HTTP boundary (`responses`) for the answers the reference service
 does not give (a `job_final` without the job, a cancel answered with a running job); the real
@@ -12,8 +12,8 @@ import pytest
 import responses
 from django.utils import timezone
 
-from jobs.cancel import job_cancel_downstream
 from jobs.models import Job
+from orchestration.cancel import job_cancel_downstream
 
 BASE = "http://jobservice.test"
 

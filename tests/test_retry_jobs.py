@@ -16,10 +16,10 @@ import requests
 from django.core.management import CommandError
 from django.utils import timezone
 
+from frontservice.broker import process_broker
+from jobs import staging
 from jobs.models import Job
-from jobs.retries import RetryOutcome, job_retry
-from orchestration import staging
-from orchestration.broker import process_broker
+from orchestration.resend import ResendOutcome, job_resend
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
 from tests.support.operator import rows, run_command
 
@@ -329,13 +329,13 @@ def test_of_two_operators_retrying_the_same_job_one_wins(stack, alice, make_job)
     # Both operators read the jobs before either acts.
     stale_failed, stale_stuck = Job.objects.get(pk=failed.pk), Job.objects.get(pk=stuck.pk)
 
-    assert job_retry(failed, by="operator:one", reason="first").action == "retry"
-    assert job_retry(stuck, by="operator:one", reason="first").action == "requeue"
-    assert job_retry(stale_failed, by="operator:two", reason="second") == RetryOutcome(
+    assert job_resend(failed, by="operator:one", reason="first").action == "retry"
+    assert job_resend(stuck, by="operator:one", reason="first").action == "requeue"
+    assert job_resend(stale_failed, by="operator:two", reason="second") == ResendOutcome(
         failed.id, "STORED_ERROR", "skip", "STORED_ERROR", "changed concurrently"
     )
     # A requeue changes no status, so it is the changed `updated_at` that tells.
-    assert job_retry(stale_stuck, by="operator:two", reason="second") == RetryOutcome(
+    assert job_resend(stale_stuck, by="operator:two", reason="second") == ResendOutcome(
         stuck.id, "CREATED", "skip", "CREATED", "changed concurrently"
     )
 

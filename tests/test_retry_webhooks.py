@@ -13,10 +13,11 @@ import pytest
 from django.core.management import CommandError
 from django.utils import timezone
 
-from jobs.models import Job, WebhookDelivery, WebhookStatus
+from jobs.models import Job, WebhookStatus
 from tests.support.operator import rows, run_command
 from tests.support.webhooks import Receiver, wait_for_webhook
-from webhooks.retries import webhook_retry
+from webhooks.models import WebhookDelivery
+from webhooks.resend import webhook_resend
 
 OPERATOR = f"operator:{getpass.getuser()}"
 
@@ -168,8 +169,8 @@ def test_a_webhook_changed_since_it_was_read_is_not_sent_twice(stack, alice, mak
     failed = make_job(alice, WebhookStatus.FAILED)
     stale = Job.objects.get(pk=failed.pk)  # what a second operator read at the same time
 
-    first = webhook_retry(failed, by="operator:carol", reason="one")
-    second = webhook_retry(stale, by="operator:dave", reason="two")
+    first = webhook_resend(failed, by="operator:carol", reason="one")
+    second = webhook_resend(stale, by="operator:dave", reason="two")
     job = wait_for_webhook(str(failed.id))
 
     assert (first.action, second.action) == ("resend", "skip")

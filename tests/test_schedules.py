@@ -9,7 +9,7 @@ from orchestration.schedules import RECONCILE
 def test_migrate_creates_the_reconciler_schedule(settings):
     schedule = Schedule.objects.get(name=RECONCILE)
 
-    assert schedule.func == "orchestration.tasks.reconcile"
+    assert schedule.func == "orchestration.tasks.reconcile_task"
     assert schedule.schedule_type == Schedule.MINUTES
     assert schedule.minutes == settings.RECONCILE_EVERY_MINUTES
     assert schedule.repeats == -1

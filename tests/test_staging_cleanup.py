@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from jobs import staging
 from jobs.models import Job
-from orchestration import staging
 from orchestration.reconcile import staging_cleanup
 
 HOURS_AGO = (timezone.now() - timedelta(hours=3)).timestamp()

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.management import CommandError, call_command
 
-from jobs import tokens
-from jobs.tokens import InvalidToken, Principal, issue_token, verify_token
+from jobs.api import tokens
+from jobs.api.tokens import InvalidToken, Principal, issue_token, verify_token
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,10 +1,11 @@
 """Delivering a finished job's webhook: the signed job document POSTed to its callback_url.
 
 jobs.services.job_transition marks the webhook PENDING (with a new delivery id) in the same
-compare-and-set that makes the job final, then enqueues `webhooks.tasks.deliver_webhook`; the
-reconciler enqueues it again when that task was lost. A task first claims the webhook
-(compare-and-set on `webhook_claimed_at`), so two tasks for one job never send at once, and a
-claim older than Q_TIMEOUT (its task was killed) can be taken over.
+compare-and-set that makes the job final and announces the change; this app's receiver
+(webhooks/receivers.py) then enqueues `webhooks.tasks.deliver_webhook_task`, and the webhooks
+reconciler (webhooks/reconcile.py) enqueues it again when that task was lost. A task first
+claims the webhook (compare-and-set on `webhook_claimed_at`), so two tasks for one job never
+send at once, and a claim older than Q_TIMEOUT (its task was killed) can be taken over.
 
 Each attempt is recorded on the WebhookDelivery, and attempts are counted over every task run:
 at most WEBHOOK_RETRY_ATTEMPTS per event, with orchestration/retry.py's capped, jittered
@@ -21,22 +22,34 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from jobs.models import Job, WebhookDelivery, WebhookStatus
+from frontservice import mongo
+from frontservice.backoff import GaveUp, RetryPolicy, call_with_retries
+from frontservice.downstream import DownstreamError
+from frontservice.queue import enqueue_task
+from jobs.models import Job, WebhookStatus
 from jobs.serializers import JobSerializer
 from jobs.states import FINAL
-from orchestration.clients.http import DownstreamError
-from orchestration.retry import GaveUp, RetryPolicy, call_with_retries
 from webhooks import sender, signing, ssrf
+from webhooks.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
 EVENT = "job.finished"
 SERVICE = "webhook"  # as DownstreamError's service, in logs
+
+
+def enqueue_webhook(job_id: uuid.UUID) -> bool:
+    """Queue a job's webhook delivery; False (logged) when the broker is unreachable."""
+    return enqueue_task(
+        "webhooks.tasks.deliver_webhook_task",
+        job_id,
+        group="webhook",
+        if_failed="webhook enqueue failed; the reconciler will enqueue it",
+    )
 
 
 def webhook_deliver(*, job_id: uuid.UUID) -> WebhookStatus | None:
@@ -165,20 +178,18 @@ def _record(delivery: WebhookDelivery, *, attempt: int, outcome: sender.Outcome)
         "error": outcome.error,
         "duration_ms": outcome.duration_ms,
     }
-    meta = WebhookDelivery._meta
-    updated_at = meta.get_field("updated_at")
-    connection.get_collection(meta.db_table).update_one(
-        {meta.pk.column: meta.pk.get_db_prep_value(delivery.pk, connection)},
-        {
-            "$push": {"attempts": entry},
-            "$set": {updated_at.column: updated_at.get_db_prep_save(timezone.now(), connection)},
-        },
+    mongo.push(
+        WebhookDelivery,
+        delivery.pk,
+        field="attempts",
+        entry=entry,
+        changes={"updated_at": timezone.now()},
     )
 
 
 def _finish(job: Job, delivery: WebhookDelivery, status: WebhookStatus) -> WebhookStatus:
     # Only this event's webhook: an operator retry may have made the job final again since,
-    # or sent the webhook again as a new event (webhooks/retries.py).
+    # or sent the webhook again as a new event (webhooks/resend.py).
     Job.objects.filter(
         pk=job.pk, webhook_delivery_id=delivery.pk, webhook_status=WebhookStatus.PENDING
     ).update(webhook_status=status, webhook_claimed_at=None)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from frontservice.downstream import DownstreamError
 from frontservice.metrics import timed_downstream
 
 # Error messages end up in logs and job records; downstream text is clipped so a misbehaving
@@ -30,37 +31,6 @@ TRANSIENT_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
-
-
-class DownstreamError(Exception):
-    """A call to blobservice or jobservice failed; `retryable` tells the caller whether to retry."""
-
-    # Every argument after `message` has a default so BaseException's pickling (which re-calls
-    # the class with `args`, then restores __dict__) works when the error crosses a process.
-    def __init__(
-        self,
-        service: str,
-        message: str,
-        *,
-        status_code: int | None = None,
-        retryable: bool = False,
-        retry_after: float | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(service, message)
-        self.service = service
-        self.message = message
-        self.status_code = status_code
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.code = code
-
-    def __str__(self) -> str:
-        text = f"{self.service}: {self.message}"
-        if self.retryable:
-            hint = "retryable" if self.retry_after is None else f"retry after {self.retry_after:g}s"
-            text += f" ({hint})"
-        return text
 
 
 _session: requests.Session | None = None

@@ -13,7 +13,7 @@ import pytest
 import requests
 from django.urls import reverse
 
-from jobs import urls as job_urls
+from jobs.api import urls as job_urls
 from jobs.models import Job
 from tests.support.api import Owner, submit, wait_for_status
 

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.models import Failure, Success
 
+from jobs import staging
 from jobs.models import Job
 from orchestration import services as orchestration
-from orchestration import staging
 from orchestration.reconcile import reconcile
 from tests.support.api import Owner, status_of, submit, wait_for_status, wait_for_stored_status
 
@@ -157,7 +157,7 @@ def test_a_stored_job_cancelled_before_its_submit_is_never_submitted(quiet_stack
 
     response = cancel(stack, alice, job_id)
     # The worker carries on from what it read: its claim of the submit fails.
-    orchestration.job_submit(job=stale)
+    orchestration.job_submit_to_jobservice(job=stale)
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "CANCELLED"

@@ -15,8 +15,9 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from jobs import staging
 from jobs.models import Job
-from orchestration import staging, tasks
+from orchestration import services as orchestration_services
 from orchestration.reconcile import reconcile
 from tests.conftest import wait_for_log
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
@@ -93,7 +94,7 @@ def test_a_task_that_keeps_dying_ends_in_an_error_state(quiet_stack, alice):
     # Three deliveries already started and never finished (ORCHESTRATION_MAX_ATTEMPTS=3).
     job = _stuck_job(alice, b"cursed", attempts=3)
 
-    tasks.enqueue_orchestration(job.id)
+    orchestration_services.enqueue_orchestration(job.id)
 
     job = wait_for_stored_status(str(job.id), {"STORED_ERROR"})
     assert "gave up after 3 orchestration attempts" in job.error["message"]

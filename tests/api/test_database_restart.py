@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from orchestration import staging
+from jobs import staging
 from tests.conftest import REPO, Stack, api_argv, mongo_argv
 from tests.support.processes import free_port
 

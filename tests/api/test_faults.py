@@ -1,7 +1,7 @@
 """Transient downstream failures are retried inside the task; permanent ones fail at once."""
 
+from jobs import staging
 from jobs.models import Job
-from orchestration import staging
 from tests.support.api import status_of, submit, wait_for_status, wait_for_stored_status
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from jobs import idempotency
+from jobs.api import idempotency
 from jobs.models import IdempotencyKey, Job
 from tests.support.api import Owner, wait_for_stored_status
 

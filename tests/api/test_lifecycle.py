@@ -9,8 +9,8 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
+from frontservice.broker import process_broker
 from jobs.models import Job
-from orchestration.broker import process_broker
 from tests.conftest import wait_for_log
 from tests.support.api import status_of, submit, wait_for_status, wait_for_stored_status
 

@@ -5,8 +5,8 @@ import base64
 import requests
 from django.db import connection
 
-from jobs import listing
 from jobs.models import Job
+from jobs.queries import LISTING_INDEX
 from tests.support.api import submit, wait_for_status
 
 
@@ -187,5 +187,5 @@ def test_the_page_query_walks_the_owner_index(stack):
         for index in connection.get_collection("jobs_job").list_indexes()
     }
 
-    assert indexes[listing.INDEX] == [("tenant_id", 1), ("sub", 1), ("created_at", -1), ("_id", -1)]
+    assert indexes[LISTING_INDEX] == [("tenant_id", 1), ("sub", 1), ("created_at", -1), ("_id", -1)]
     assert "job_owner_created" not in indexes  # its prefix; replaced by migration 0006

@@ -9,8 +9,9 @@ from django.core.management import call_command
 from django.urls import URLPattern
 from drf_spectacular.validation import validate_schema
 
-from jobs import errors, urls
-from jobs.schema import problem_catalogue
+from frontservice.problems import problem
+from jobs.api import errors, urls
+from jobs.api.schema import problem_catalogue
 
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 # Every status each operation can answer; each error one is a problem document.
@@ -147,7 +148,7 @@ def test_the_error_examples_are_what_the_api_sends(schema):
             response = _operation(schema, path, method)["responses"][str(status)]
             for example in response["content"]["application/problem+json"]["examples"].values():
                 value = example["value"]
-                assert value == errors.problem(
+                assert value == problem(
                     status_code=status, code=value["code"], detail=value["detail"]
                 )
 

@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework import exceptions
 
-from jobs import errors, idempotency
+from jobs.api import errors, idempotency
 from jobs.models import IdempotencyKey
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
 

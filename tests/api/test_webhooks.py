@@ -19,10 +19,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from jobs.models import Job, WebhookDelivery, WebhookStatus
-from orchestration.reconcile import reconcile
+from jobs.models import Job, WebhookStatus
 from tests.support.api import Owner, status_of, wait_for_status
 from tests.support.webhooks import Receiver, verifies, wait_for_webhook
+from webhooks.models import WebhookDelivery
+from webhooks.reconcile import webhooks_reconcile
 
 FINISHED = {"EXECUTION_COMPLETED", "EXECUTION_ERROR", "STORED_ERROR", "SUBMITTED_ERROR"}
 OTHER_SECRET = "not-the-secret"
@@ -227,12 +228,12 @@ def test_the_reconciler_sends_a_webhook_whose_task_was_lost(stack, alice, receiv
         webhook_status=WebhookStatus.PENDING, webhook_delivery_id=lost, webhook_claimed_at=None
     )
 
-    report = reconcile(
+    enqueued = webhooks_reconcile(
         webhook_after=timedelta(seconds=1), now=timezone.now() + timedelta(seconds=2)
     )
     job = wait_for_webhook(created["id"])
 
-    assert created["id"] in report.webhooks
+    assert created["id"] in enqueued
     assert job.webhook_status == WebhookStatus.DELIVERED
     assert [r.headers["X-FrontService-Delivery"] for r in receiver.received] == [
         str(first.webhook_delivery_id),
@@ -255,16 +256,16 @@ def test_the_reconciler_leaves_a_webhook_being_sent_and_takes_over_a_dead_claim(
         webhook_claimed_at=now,
     )
 
-    report = reconcile(webhook_after=timedelta(minutes=1), now=now)
+    enqueued = webhooks_reconcile(webhook_after=timedelta(minutes=1), now=now)
 
-    assert created["id"] not in report.webhooks
+    assert created["id"] not in enqueued
     # The claim is as old as the job's finish: its task died. The same event is sent again.
     Job.objects.filter(pk=first.pk).update(webhook_claimed_at=now - timedelta(minutes=2))
 
-    report = reconcile(webhook_after=timedelta(minutes=1), now=now)
+    enqueued = webhooks_reconcile(webhook_after=timedelta(minutes=1), now=now)
     job = wait_for_webhook(created["id"])
 
-    assert created["id"] in report.webhooks
+    assert created["id"] in enqueued
     assert job.webhook_status == WebhookStatus.DELIVERED
     assert [attempt["attempt"] for attempt in attempts_of(job)] == [1, 2]
     assert [r.headers["X-FrontService-Delivery"] for r in receiver.received] == [
@@ -286,7 +287,9 @@ def test_the_guard_runs_again_at_delivery_time(stack, alice, receiver):
         webhook_claimed_at=None,
     )
 
-    reconcile(webhook_after=timedelta(seconds=1), now=timezone.now() + timedelta(seconds=2))
+    webhooks_reconcile(
+        webhook_after=timedelta(seconds=1), now=timezone.now() + timedelta(seconds=2)
+    )
     job = wait_for_webhook(created["id"])
 
     assert job.webhook_status == WebhookStatus.FAILED

@@ -13,7 +13,7 @@ class Owner:
 
     @property
     def token(self) -> str:
-        from jobs.tokens import issue_token
+        from jobs.api.tokens import issue_token
 
         return issue_token(tenant_id=self.tenant_id, sub=self.sub)
 

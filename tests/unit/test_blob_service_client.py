@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 
+from frontservice.downstream import DownstreamError
 from orchestration.clients import http
 from orchestration.clients.blob_service import (
     BlobNotFound,
@@ -17,7 +18,7 @@ from orchestration.clients.blob_service import (
     open_blob,
     put_blob,
 )
-from orchestration.clients.http import DownstreamError, parse_retry_after
+from orchestration.clients.http import parse_retry_after
 
 BLOB_URL = "http://blobservice.test/blobs/blob-1"
 

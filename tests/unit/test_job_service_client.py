@@ -6,7 +6,7 @@ import pytest
 import requests
 import responses
 
-from orchestration.clients.http import DownstreamError
+from frontservice.downstream import DownstreamError
 from orchestration.clients.job_service import (
     RemoteJob,
     RemoteJobNotFound,

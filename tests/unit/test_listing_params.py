@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from django.http import QueryDict
 
-from jobs import errors, listing
+from jobs.api import errors, listing
 from jobs.models import Job
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from orchestration.clients.http import DownstreamError
-from orchestration.retry import GaveUp, RetryPolicy, call_with_retries
+from frontservice.backoff import GaveUp, RetryPolicy, call_with_retries
+from frontservice.downstream import DownstreamError
 
 POLICY = RetryPolicy(max_attempts=5, base=0.5, cap=4.0, deadline=60.0)
 

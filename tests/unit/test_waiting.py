@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import waiting
+from jobs.api import waiting
 from jobs.models import Job
 
 

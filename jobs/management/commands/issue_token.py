@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.tokens import issue_token
+from jobs.api.tokens import issue_token
 
 
 class Command(BaseCommand):

@@ -14,10 +14,10 @@ from django_q.conf import Conf
 from django_q.models import Task
 from django_q.signing import SignedPackage
 
+from frontservice.broker import process_broker
+from jobs import staging
 from jobs.models import IdempotencyKey, Job
 from jobs.states import Status
-from orchestration import staging
-from orchestration.broker import process_broker
 
 # Statuses a job waits in while FrontService or JobService works on it; the rest wait for an
 # operator (the errors) or for nothing (final).

@@ -9,8 +9,9 @@ from jobs.management.operator_options import (
     report,
     unselected,
 )
-from jobs.retries import REQUEUE, RETRY_TARGET, RetryOutcome, job_retry, select_jobs
+from jobs.queries import select_jobs
 from jobs.states import Status
+from orchestration.resend import REQUEUE, RETRY_TARGET, ResendOutcome, job_resend
 
 # Without ids or --status: the jobs that failed and can be retried. CREATED/STORED are only
 # selected on request, and with --older-than: a fresh one is not stuck, the worker is on it.
@@ -77,7 +78,7 @@ class Command(BaseCommand):
         rows = []
         outcomes = []
         for job in jobs:
-            outcome = job_retry(job, by=by, reason=options["reason"], dry_run=dry_run)
+            outcome = job_resend(job, by=by, reason=options["reason"], dry_run=dry_run)
             outcomes.append(outcome)
             rows.append(_row(outcome, job.tenant_id))
         rows.extend(_unselected(ids, selected={job.id for job in jobs}))
@@ -86,7 +87,7 @@ class Command(BaseCommand):
         self.stdout.write(report(_COLUMNS, rows, dry_run=dry_run, summary=summary))
 
 
-def _row(outcome: RetryOutcome, tenant_id: str) -> tuple[str, ...]:
+def _row(outcome: ResendOutcome, tenant_id: str) -> tuple[str, ...]:
     return (
         str(outcome.job_id),
         tenant_id,
@@ -108,7 +109,7 @@ def _unselected(ids: list[uuid.UUID], *, selected: set[uuid.UUID]) -> list[tuple
     return rows
 
 
-def _summary(outcomes: list[RetryOutcome], *, skipped: int, dry_run: bool) -> str:
+def _summary(outcomes: list[ResendOutcome], *, skipped: int, dry_run: bool) -> str:
     retried = sum(outcome.action == "retry" for outcome in outcomes)
     requeued = sum(outcome.action == "requeue" for outcome in outcomes)
     skipped += sum(outcome.action == "skip" for outcome in outcomes)

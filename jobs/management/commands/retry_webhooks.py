@@ -11,8 +11,8 @@ from jobs.management.operator_options import (
     unselected,
 )
 from jobs.models import WebhookStatus
-from jobs.retries import select_jobs
-from webhooks.retries import WebhookRetryOutcome, webhook_retry
+from jobs.queries import select_jobs
+from webhooks.resend import WebhookResendOutcome, webhook_resend
 
 _COLUMNS = ("ID", "TENANT", "STATUS", "WEBHOOK", "ACTION", "NEW DELIVERY", "DETAIL")
 
@@ -63,7 +63,7 @@ class Command(BaseCommand):
         rows = []
         outcomes = []
         for job in jobs:
-            outcome = webhook_retry(job, by=by, reason=options["reason"], dry_run=dry_run)
+            outcome = webhook_resend(job, by=by, reason=options["reason"], dry_run=dry_run)
             outcomes.append(outcome)
             rows.append(_row(outcome, job.tenant_id, job.status))
         rows.extend(_unselected(ids, selected={job.id for job in jobs}))
@@ -77,7 +77,7 @@ class Command(BaseCommand):
         self.stdout.write(report(_COLUMNS, rows, dry_run=dry_run, summary=summary))
 
 
-def _row(outcome: WebhookRetryOutcome, tenant_id: str, status: str) -> tuple[str, ...]:
+def _row(outcome: WebhookResendOutcome, tenant_id: str, status: str) -> tuple[str, ...]:
     return (
         str(outcome.job_id),
         tenant_id,

@@ -2,14 +2,17 @@
 
 django-q2's Mongo broker opens its MongoClient when constructed, in the cluster's parent
 process, and then forks its pusher and monitor with that object. PyMongo clients must not be
-carried across a fork, so ForkSafeMongo opens its client lazily, once per process id.
+carried across a fork, so ForkSafeMongo opens its client lazily, once per process id, and
+`forget_inherited_mongo_clients` makes Django's own connections do the same after a fork.
 """
 
 import logging
 import os
 from time import sleep
 
+from django.db import connections
 from django.utils import timezone
+from django_mongodb_backend.base import DatabaseWrapper
 from django_q.brokers import Broker, get_broker
 from django_q.brokers.mongo import Mongo, _timeout
 from django_q.conf import Conf
@@ -101,3 +104,14 @@ def acknowledge_in_worker(sender, task: dict, **kwargs) -> None:
         process_broker().acknowledge(ack_id)
     except Exception:
         logger.warning("task %s: acknowledgement in the worker failed", ack_id, exc_info=True)
+
+
+def forget_inherited_mongo_clients() -> None:
+    """After a fork: drop the parent's PyMongo clients, so this process opens its own on first
+    use (a PyMongo client must not be used across a fork, and django-q2 forks its workers)."""
+    for conn in connections.all(initialized_only=True):
+        if isinstance(conn, DatabaseWrapper):
+            conn.connection = None
+            conn.__dict__.pop("database", None)
+    # Dropped, not closed: closing would touch sockets the parent process still uses.
+    DatabaseWrapper._connection_pools.clear()

@@ -3,10 +3,10 @@
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import errors
+from jobs.api import errors
+from jobs.api.tokens import Principal
 from jobs.models import IdempotencyKey, Job
 from jobs.states import FINAL, Status
-from jobs.tokens import Principal
 
 # Still on their way through FrontService or JobService.
 ACTIVE = [status for status in Status if status not in FINAL]

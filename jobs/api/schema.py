@@ -16,17 +16,18 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from jobs import errors
+from frontservice.problems import PROBLEM_CONTENT_TYPE, problem
+from jobs.api import errors
 from jobs.serializers import JobSerializer
 from jobs.states import Status
 
-PROBLEM = errors.PROBLEM_CONTENT_TYPE
+PROBLEM = PROBLEM_CONTENT_TYPE
 
 
 class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
-    """jobs.authentication.JWTAuthentication as the `bearerAuth` security scheme."""
+    """jobs.api.authentication.JWTAuthentication as the `bearerAuth` security scheme."""
 
-    target_class = "jobs.authentication.JWTAuthentication"
+    target_class = "jobs.api.authentication.JWTAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
@@ -113,9 +114,7 @@ def _problem(*codes: str, description: str = "") -> OpenApiResponse:
     for code in codes:
         status_code, detail = catalogue[code]
         examples.append(
-            OpenApiExample(
-                code, value=errors.problem(status_code=status_code, code=code, detail=detail)
-            )
+            OpenApiExample(code, value=problem(status_code=status_code, code=code, detail=detail))
         )
     listed = ", ".join(f"`{code}`" for code in codes)
     return OpenApiResponse(

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 
 from orchestration.reconcile import reconcile
+from webhooks.reconcile import webhooks_reconcile
 
 
 class Command(BaseCommand):
@@ -26,19 +27,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # The worker tier's pass, then the webhooks' (each app reconciles what it owns).
         report = reconcile(
             stuck_after=_delta(options["stuck_after"]),
             refresh_after=_delta(options["refresh_after"]),
-            webhook_after=_delta(options["webhook_after"]),
         )
-        self.stdout.write(str(report))
+        webhooks = webhooks_reconcile(webhook_after=_delta(options["webhook_after"]))
+        self.stdout.write(f"{report}, {len(webhooks)} webhooks enqueued")
         for job_id in report.requeued:
             self.stdout.write(f"requeued  {job_id}")
         for job_id in report.refreshed:
             self.stdout.write(f"refreshed {job_id}")
         for job_id in report.cancel_retried:
             self.stdout.write(f"cancel retried {job_id}")
-        for job_id in report.webhooks:
+        for job_id in webhooks:
             self.stdout.write(f"webhook   {job_id}")
 
 

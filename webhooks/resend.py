@@ -15,8 +15,7 @@ from typing import Literal
 
 from jobs.models import Job, WebhookStatus
 from jobs.services import job_webhook_renew
-from webhooks.delivery import delivery_of
-from webhooks.tasks import enqueue_webhook
+from webhooks.delivery import delivery_of, enqueue_webhook
 
 Action = Literal["resend", "skip"]
 
@@ -28,7 +27,7 @@ _SKIP = {
 
 
 @dataclass(frozen=True)
-class WebhookRetryOutcome:
+class WebhookResendOutcome:
     job_id: uuid.UUID
     webhook_status: str  # before the retry
     action: Action
@@ -36,7 +35,9 @@ class WebhookRetryOutcome:
     detail: str
 
 
-def webhook_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> WebhookRetryOutcome:
+def webhook_resend(
+    job: Job, *, by: str, reason: str, dry_run: bool = False
+) -> WebhookResendOutcome:
     """Send the job's FAILED webhook again if it is one; say what was (or would be) done.
 
     `job` is the caller's copy: the compare-and-set is on the webhook it shows, so one that
@@ -44,8 +45,8 @@ def webhook_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> W
     """
     status = job.webhook_status
 
-    def skip(detail: str) -> WebhookRetryOutcome:
-        return WebhookRetryOutcome(job.id, status, "skip", None, detail)
+    def skip(detail: str) -> WebhookResendOutcome:
+        return WebhookResendOutcome(job.id, status, "skip", None, detail)
 
     if not job.callback_url:
         return skip("no callback_url")
@@ -59,7 +60,7 @@ def webhook_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> W
         # A final job without one finished before webhooks were kept.
         return skip("no webhook recorded")
     if dry_run:
-        return WebhookRetryOutcome(job.id, status, "resend", None, "would be sent as a new event")
+        return WebhookResendOutcome(job.id, status, "resend", None, "would be sent as a new event")
     delivery_id = job_webhook_renew(job, reason=reason, by=by)
     if delivery_id is None:
         return skip("changed concurrently")
@@ -69,4 +70,4 @@ def webhook_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> W
     detail = "sent as a new event"
     if not enqueue_webhook(job.id):
         detail = f"{detail}; enqueue failed, the reconciler will send it"
-    return WebhookRetryOutcome(job.id, status, "resend", delivery_id, detail)
+    return WebhookResendOutcome(job.id, status, "resend", delivery_id, detail)

@@ -2,7 +2,7 @@
 
 from rest_framework import authentication, exceptions
 
-from jobs.tokens import InvalidToken, Principal, verify_token
+from jobs.api.tokens import InvalidToken, Principal, verify_token
 
 
 class JWTAuthentication(authentication.BaseAuthentication):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs import errors
-from orchestration import staging
+from jobs import staging
+from jobs.api import errors
 
 
 @dataclass(frozen=True)

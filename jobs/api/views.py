@@ -10,29 +10,22 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from jobs import (
-    callbacks,
-    cancel,
-    errors,
-    idempotency,
-    limits,
-    listing,
-    schema,
-    services,
-    waiting,
-)
+from frontservice.downstream import DownstreamError
+from jobs import services
+from jobs.api import callbacks, errors, idempotency, limits, listing, schema, waiting
+from jobs.api.throttling import OwnerRateThrottle
+from jobs.api.uploads import stage_request_body
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
-from jobs.throttling import OwnerRateThrottle
-from jobs.uploads import stage_request_body
+from orchestration.cancel import job_cancel
 from orchestration.clients import blob_service
-from orchestration.clients.http import DownstreamError
+from orchestration.refresh import job_refresh
 
 
 class JobViewSet(viewsets.GenericViewSet):
     serializer_class = JobSerializer
-    # Only multipart is parsed (to disk); raw bodies are streamed by jobs.uploads itself.
+    # Only multipart is parsed (to disk); raw bodies are streamed by jobs.api.uploads itself.
     parser_classes = [MultiPartParser]
     # Per-owner rate limits (jobs/throttling.py), checked before the body is read: POST counts
     # against the `submit` rate (so does a cancel: both are writes), the listing, status and
@@ -121,7 +114,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(**schema.STATUS)
     @action(detail=True, methods=["get"])
     def status(self, request, job_id: str):
-        job = services.job_refresh(self.get_object())
+        job = job_refresh(self.get_object())
         job, applied = waiting.job_wait_as_preferred(job, prefer=request.headers.get("Prefer"))
         headers = {} if applied is None else {"Preference-Applied": f"wait={applied}"}
         poll = waiting.retry_after(job)
@@ -134,7 +127,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(**schema.OUTPUT)
     @action(detail=True, methods=["get"])
     def output(self, request, job_id: str):
-        job = services.job_refresh(self.get_object())
+        job = job_refresh(self.get_object())
         if job.status == Status.CANCELLED:
             raise errors.JobCancelled()
         if job.status in ERROR:
@@ -153,7 +146,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(**schema.CANCEL)
     @action(detail=True, methods=["post"])
     def cancel(self, request, job_id: str):
-        job = cancel.job_cancel(self.get_object())
+        job = job_cancel(self.get_object())
         if job.status == Status.CANCELLED:
             return Response(self.get_serializer(job).data)
         if job.status == Status.CANCELLING:

@@ -1,4 +1,4 @@
-"""Operator retries: send a failed or stuck job on its way again, and record who did it and why.
+"""Operator re-sends: send a failed or stuck job on its way again, and record who did it and why.
 
 What a retry may do comes from the one transition table (jobs/states.py): an error state with
 a way out is moved back to the step that failed (STORED_ERROR -> CREATED, SUBMITTED_ERROR ->
@@ -10,16 +10,13 @@ Used by `manage.py retry_jobs` and by the admin's "Retry selected jobs" action.
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal
 
-from django.db.models import Q, QuerySet
-from django.utils import timezone
-
+from jobs import staging
 from jobs.models import Job
 from jobs.services import job_requeue, job_transition
 from jobs.states import ERROR, TRANSITIONS, Status
-from orchestration import staging, tasks
+from orchestration.services import enqueue_orchestration
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +40,7 @@ Action = Literal["retry", "requeue", "skip"]
 
 
 @dataclass(frozen=True)
-class RetryOutcome:
+class ResendOutcome:
     job_id: uuid.UUID
     from_status: str
     action: Action
@@ -51,34 +48,7 @@ class RetryOutcome:
     detail: str
 
 
-def select_jobs(
-    *,
-    statuses: list[str] | None,
-    older_than: timedelta | None,
-    tenant: str | None,
-    job_ids: list[uuid.UUID] | None,
-    limit: int | None,
-    where: Q | None = None,
-) -> QuerySet[Job]:
-    """The jobs matching every given filter (none given: all), least recently changed first.
-
-    `where`: a further condition (`retry_webhooks` selects on the webhook's status).
-    """
-    jobs = Job.objects.all() if where is None else Job.objects.filter(where)
-    if job_ids:
-        jobs = jobs.filter(pk__in=job_ids)
-    if statuses:
-        jobs = jobs.filter(status__in=statuses)
-    if older_than is not None:
-        jobs = jobs.filter(updated_at__lte=timezone.now() - older_than)
-    if tenant:
-        jobs = jobs.filter(tenant_id=tenant)
-    # The longest-waiting first, so a --limit works through a backlog in order.
-    jobs = jobs.order_by("updated_at", "pk")
-    return jobs[:limit] if limit is not None else jobs
-
-
-def job_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> RetryOutcome:
+def job_resend(job: Job, *, by: str, reason: str, dry_run: bool = False) -> ResendOutcome:
     """Retry or requeue one job if it can be; say what was (or, in a dry run, would be) done.
 
     `job` is the caller's copy: every write compares on the status it shows, so a job that
@@ -86,8 +56,8 @@ def job_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> Retry
     """
     status = job.status
 
-    def skip(detail: str) -> RetryOutcome:
-        return RetryOutcome(job.id, status, "skip", status, detail)
+    def skip(detail: str) -> ResendOutcome:
+        return ResendOutcome(job.id, status, "skip", status, detail)
 
     if status in RETRY_TARGET:
         target = RETRY_TARGET[status]
@@ -121,8 +91,8 @@ def job_retry(job: Job, *, by: str, reason: str, dry_run: bool = False) -> Retry
         return skip("final; nothing to retry")
 
     detail = _STEP[target]
-    if not dry_run and not tasks.enqueue_orchestration(job.id):
+    if not dry_run and not enqueue_orchestration(job.id):
         # The job is in its new state and history; the reconciler (or another retry_jobs run,
         # as a requeue) enqueues it once the broker is back.
         detail = f"{detail}; enqueue failed, the reconciler will pick it up"
-    return RetryOutcome(job.id, status, action, target, detail)
+    return ResendOutcome(job.id, status, action, target, detail)

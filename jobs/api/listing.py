@@ -6,11 +6,7 @@ created while a client pages through are newer than every position it has seen, 
 push older jobs across a page boundary: no job is skipped or repeated, unlike offset paging.
 The id breaks ties between jobs created in the same instant (the database keeps milliseconds).
 
-The page is read with PyMongo, not the ORM, for two reasons: the query must name its index
-(`hint`), so that it walks the owner's (tenant_id, sub, created_at, _id) entries from the
-cursor on in order, reading about one page of them, whatever other owners hold; and
-django-mongodb-backend puts an `$addFields` between its `$match` and `$sort`, which keeps
-MongoDB from taking the order from the index. The ids found are then loaded through the ORM.
+The page itself is read by jobs.queries.job_page, which names the owner index.
 """
 
 import base64
@@ -21,16 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.http import QueryDict
 from django.utils import dateparse
 
-from jobs import errors
+from jobs.api import errors
 from jobs.models import Job
+from jobs.queries import job_page
 from jobs.states import Status
 
-# The index the page query walks (jobs migration 0006).
-INDEX = "job_owner_created_id"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -57,36 +51,15 @@ def parse_list_query(params: QueryDict) -> ListQuery:
 
 def job_list(*, tenant_id: str, sub: str, query: ListQuery) -> tuple[list[Job], str | None]:
     """One page of the owner's jobs, newest first, and the cursor of the next page (or None)."""
-    created_at = _field("created_at")
-    # The owner first, as in JobViewSet.get_queryset: nothing of another owner is ever read.
-    match: dict = {_column("tenant_id"): tenant_id, _column("sub"): sub}
-    bounds: dict = {}
-    if query.created_after is not None:
-        bounds["$gt"] = _db(created_at, query.created_after)
-    if query.created_before is not None:
-        bounds["$lt"] = _db(created_at, query.created_before)
-    if query.after is not None:
-        at, job_id = (_db(created_at, query.after[0]), _db(Job._meta.pk, query.after[1]))
-        # At or before the cursor's instant (a range on the index), and of its own instant only
-        # the ids below the cursor's (checked on the index keys, no document read).
-        bounds["$lte"] = at
-        match["$or"] = [{created_at.column: {"$lt": at}}, {Job._meta.pk.column: {"$lt": job_id}}]
-    if bounds:
-        match[created_at.column] = bounds
-    if query.statuses:
-        match[_column("status")] = {"$in": list(query.statuses)}
-    pk = Job._meta.pk
-    found = (
-        connection.get_collection(Job._meta.db_table)
-        .find(match, projection={pk.column: 1})
-        .sort([(created_at.column, -1), (pk.column, -1)])
-        .hint(INDEX)
-        .limit(query.limit + 1)  # one more than the page: is there a next page?
+    jobs, more = job_page(
+        tenant_id=tenant_id,
+        sub=sub,
+        limit=query.limit,
+        after=query.after,
+        statuses=query.statuses,
+        created_after=query.created_after,
+        created_before=query.created_before,
     )
-    ids = [pk.to_python(document[pk.column]) for document in found]
-    by_id = Job.objects.filter(tenant_id=tenant_id, sub=sub).in_bulk(ids[: query.limit])
-    jobs = [by_id[job_id] for job_id in ids[: query.limit] if job_id in by_id]
-    more = len(ids) > query.limit and jobs
     return jobs, encode_cursor(jobs[-1]) if more else None
 
 
@@ -142,15 +115,3 @@ def _instant(params: QueryDict, name: str) -> datetime | None:
         raise errors.InvalidDateFilter(
             f"{name} must be an ISO 8601 date-time such as 2026-01-05T10:00:00Z."
         ) from None
-
-
-def _field(name: str):
-    return Job._meta.get_field(name)
-
-
-def _column(name: str) -> str:
-    return _field(name).column
-
-
-def _db(field, value):
-    return field.get_db_prep_value(value, connection)

@@ -14,9 +14,9 @@ from pymongo.errors import ConnectionFailure
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-logger = logging.getLogger(__name__)
+from frontservice.problems import json_problem_response
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):
@@ -186,25 +186,6 @@ _DRF_CODES = {
 }
 
 
-def problem(*, status_code: int, code: str, detail: str, title: str | None = None) -> dict:
-    return {
-        "type": f"urn:frontservice:problem:{code}",
-        "title": title or _title(status_code),
-        "status": status_code,
-        "detail": detail,
-        "code": code,
-    }
-
-
-def _title(status_code: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status_code).phrase
-    except ValueError:
-        return "Error"
-
-
 def _code_for(exc: exceptions.APIException) -> str:
     if isinstance(exc, ApiError):
         return exc.default_code
@@ -263,15 +244,6 @@ def _flatten(detail) -> str:
     if isinstance(detail, list):
         return "; ".join(_flatten(item) for item in detail)
     return str(detail)
-
-
-def json_problem_response(status_code: int, code: str, detail: str) -> JsonResponse:
-    """A problem document as a plain Django response, whatever the view's renderers."""
-    return JsonResponse(
-        problem(status_code=status_code, code=code, detail=detail),
-        status=status_code,
-        content_type=PROBLEM_CONTENT_TYPE,
-    )
 
 
 def handler400(request, exception=None):

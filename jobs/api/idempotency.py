@@ -20,10 +20,10 @@ from django.utils import timezone
 from pymongo.errors import PyMongoError
 from rest_framework import status
 
-from jobs import errors
+from jobs.api import errors
+from jobs.api.tokens import Principal
+from jobs.api.uploads import StagedUpload
 from jobs.models import IdempotencyKey
-from jobs.tokens import Principal
-from jobs.uploads import StagedUpload
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ or exactly what the service asked for in Retry-After, then tries again; it gives
 `max_attempts` attempts, or earlier when the next wait would end past `deadline` seconds after
 the first attempt. With the defaults (base 0.5 s, cap 30 s, 6 attempts, 300 s deadline) the
 expected waits are 0.25, 0.5, 1, 2, 4 s: a short outage is ridden out, a long one is reported.
-Permanent errors (4xx other than 408/429, see clients/http.py) are not retried at all.
+Permanent errors (4xx other than 408/429, see orchestration/clients/http.py) are not retried at all.
 """
 
 import logging
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from orchestration.clients.http import DownstreamError
+from frontservice.downstream import DownstreamError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.views import JobViewSet
+from jobs.api.views import JobViewSet
 
 # `path`, not `str`: an id with a (percent-encoded) slash in it, "..%2F..", must reach the view
 # and be the same 404 job_not_found as any other id that is not the caller's job, not a

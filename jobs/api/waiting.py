@@ -19,9 +19,9 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import services
 from jobs.models import Job
 from jobs.states import Status
+from orchestration.refresh import job_refresh
 
 # RFC 7240 §2: `Prefer: wait=<delta-seconds>`, among other preferences, each perhaps with
 # parameters after `;`. Anything else in the header is not ours to judge.
@@ -111,7 +111,7 @@ def job_wait(job: Job, *, seconds: float) -> Job:
         time.sleep(min(settings.WAIT_POLL_SECONDS, left))
         job.refresh_from_db()
         if job.status == Status.SUBMITTED and time.monotonic() >= next_refresh:
-            job = services.job_refresh(job)
+            job = job_refresh(job)
             interval = min(interval * 2, settings.WAIT_REFRESH_MAX_SECONDS)
             next_refresh = time.monotonic() + interval
     return job

@@ -4,7 +4,7 @@ The query parameter is checked (syntax, then the SSRF guard's resolution) before
 body is read. A multipart form field can only be read with the body; it is checked then.
 """
 
-from jobs import errors
+from jobs.api import errors
 from webhooks import ssrf
 
 FIELD = "callback_url"

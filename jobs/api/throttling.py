@@ -30,10 +30,11 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from rest_framework.throttling import BaseThrottle
+
+from frontservice import mongo
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _cache_hit(key: str, *, timeout: int) -> int:
 
 
 def _mongo_hit(key: str, *, expires_at: datetime) -> int:
-    collection = connection.get_collection(COLLECTION)
+    collection = mongo.collection_named(COLLECTION)
     update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
     try:
         counter = collection.find_one_and_update(
