@@ -40,4 +40,3 @@ def test_every_configuration_variable_is_in_env_example():
     assert names, "docs/configuration.md has no variable table"
     unknown = sorted(names - env_example_names())
     assert not unknown, f".env.example does not list {unknown}"
-
