@@ -59,8 +59,7 @@ class ForkSafeMongo(Mongo):
         enqueued with such a lock, and a delivered one's lock is its delivery time. Taking the
         oldest lock first is first-come-first-served; django-q2's unsorted find_one_and_update
         took whatever the server found first, and tasks redelivered again and again after killed
-        workers starved tasks never delivered at all (one delivered 35 times while 577 waited,
-        in the soak).
+        workers starved tasks never delivered at all.
         """
         task = self.collection.find_one_and_update(
             {"lock": {"$lte": _timeout()}},
@@ -91,8 +90,8 @@ def acknowledge_in_worker(sender, task: dict, **kwargs) -> None:
 
     django-q2 acknowledges in its monitor process, after saving the result. When the cluster
     is killed between the task's end and that save, the finished task is delivered again
-    `retry` seconds later, and under repeated kills most deliveries were never acknowledged
-    (305 of 2,432 in the soak). Our tasks record their outcome on the job themselves, so the
+    `retry` seconds later, and under repeated kills most deliveries are never acknowledged.
+    Our tasks record their outcome on the job themselves, so the
     task is done when its function returns. The monitor still acknowledges too (deleting a
     deleted receipt is harmless), and if this fails the monitor's is the fallback. Brokers
     without receipts (Redis) acknowledge with a no-op.

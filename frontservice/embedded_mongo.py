@@ -42,7 +42,7 @@ def _scan_for_numeric_ids_only(validate):
     # by the id's storage key, and then (scan_payload_id=True) a scan that loads and decodes
     # every document of the collection, because a numeric id may equal another of a different
     # type (1 == 1.0) under a different storage key. That scan made each write cost O(documents):
-    # 30-80 ms per insert or update at 3,000 documents, and the soak's database collapsed as
+    # 30-80 ms per insert or update at 3,000 documents, and a busy database slowed down as
     # its collections grew. Our ids are ObjectIds and UUIDs, never numbers, and for those the
     # storage-key lookup is exact, so the scan is skipped unless the id is numeric (which keeps
     # mongoeco's own behaviour for exactly the case it was written for).

@@ -275,7 +275,7 @@ else:
     Q_CLUSTER["broker_class"] = "frontservice.broker.ForkSafeMongo"
 Q_CLUSTER.pop("orm")
 
-# --- Completion webhooks (webhooks/, README "Webhooks") -----------------------------------
+# --- Completion webhooks (webhooks/, docs/api.md "Webhooks") -----------------------------------
 # Signs every delivery (HMAC-SHA256 of "<timestamp>.<body>"); production refuses the default.
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET", "dev-only-webhook-secret-change-me")
 # Secrets of their own for some tenants, as a JSON object {"<tenant id>": "<secret>"} (or a
@@ -342,7 +342,7 @@ STAGING_ORPHAN_AFTER = env_int("STAGING_ORPHAN_AFTER", 3600, minimum=60)
 # Inputs of STORED_ERROR jobs are kept this long for an operator retry.
 STAGING_ERROR_RETENTION = env_int("STAGING_ERROR_RETENTION", 7 * 24 * 3600, minimum=0)
 
-# --- Observability (README "Operating: health, metrics, logs") -----------------------------
+# --- Observability (docs/operations.md) -----------------------------
 # One JSON object per log line (frontservice/request_log.py), or `plain` for a terminal.
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 if LOG_FORMAT not in ("json", "plain"):
@@ -375,13 +375,13 @@ MAX_INPUT_BYTES = env_int("MAX_INPUT_BYTES", 2 * 1024**3, minimum=1)
 # How long an Idempotency-Key is remembered (its answer replayed) after the first request.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=1)
 
-# --- Limits (README "Limits") --------------------------------------------------------------
+# --- Limits (docs/api.md "Limits") --------------------------------------------------------------
 # Requests per owner (jobs/throttling.py), as "60/min" (s, min, hour, day); "0" or empty: off.
 RATE_LIMIT_SUBMIT = env_rate("RATE_LIMIT_SUBMIT", "60/min")
 RATE_LIMIT_READ = env_rate("RATE_LIMIT_READ", "600/min")
 # Jobs not final yet per owner (jobs/limits.py); 0: no cap.
 MAX_ACTIVE_JOBS_PER_OWNER = env_int("MAX_ACTIVE_JOBS_PER_OWNER", 100, minimum=0)
-# --- Listing and waiting (README "API": listing, Retry-After, Prefer: wait) ---------------
+# --- Listing and waiting (docs/api.md: listing, polling) ---------------
 # GET /api/v1/job: the page size when `limit` is not given, and the largest `limit` accepted.
 LIST_DEFAULT_LIMIT = env_int("LIST_DEFAULT_LIMIT", 20, minimum=1)
 LIST_MAX_LIMIT = env_int("LIST_MAX_LIMIT", 100, minimum=1)
@@ -419,7 +419,7 @@ else:
     # Per process, so nothing that must be shared between processes is kept in it.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Security headers and production (README "Production settings") -----------------------
+# --- Security headers and production (docs/operations.md) -----------------------
 # Always: no MIME sniffing, no framing, no Referer to other origins, no shared window.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

@@ -7,11 +7,11 @@ from frontservice.metrics import metrics_view
 
 urlpatterns = [
     path("api/v1/", include("jobs.api.urls")),
-    # Public, like the docs: the schema describes the API and holds no data (README "API schema").
+    # Public, like the docs: the schema describes the API and holds no data (docs/api.md).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
-    # Probes and scrapes, without a JWT (README "Operating: health, metrics, logs").
+    # Probes and scrapes, without a JWT (docs/operations.md).
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

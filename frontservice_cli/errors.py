@@ -4,7 +4,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """What the process's exit status means (README "Command-line client")."""
+    """What the process's exit status means (docs/cli.md)."""
 
     OK = 0
     JOB_FAILED = 1  # the job ended in an error state or was cancelled

@@ -13,7 +13,7 @@ from jobs.states import ERROR, Status
 # then its text, which names the service's host and port ("HTTPConnectionPool(host=...").
 _TRANSPORT_ERROR = re.compile(r"(?P<name>[A-Za-z]+): ")
 
-# `error.code`: one stable code per error state, whatever the service said (README "API").
+# `error.code`: one stable code per error state, whatever the service said (docs/api.md "Errors").
 ERROR_CODES = {
     Status.STORED_ERROR: "store_failed",  # BlobService did not take the input
     Status.SUBMITTED_ERROR: "submit_failed",  # JobService did not take the job

@@ -15,7 +15,7 @@ import time
 from django.conf import settings
 
 SCHEME = "v1"
-# How far a receiver should let a timestamp be from its own clock (the README's snippet too).
+# How far a receiver should let a timestamp be from its own clock (docs/api.md's snippet too).
 DEFAULT_TOLERANCE_SECONDS = 300
 
 

@@ -200,8 +200,8 @@ SUBMIT = {
             {"type": "string", "format": "uri", "maxLength": 2048},
             OpenApiParameter.QUERY,
             description=(
-                "Where to POST the job document, signed, when the job is final (README "
-                '"Webhooks"). http or https, a host, no credentials; the host must resolve only '
+                "Where to POST the job document, signed (`X-FrontService-*` headers), when the "
+                "job is final. http or https, a host, no credentials; the host must resolve only "
                 "to public addresses (not loopback, private, link-local, CGNAT, multicast, "
                 "reserved or cloud metadata) unless the service's allow-list permits it. Checked "
                 "before the body is read; refused: 400 `invalid_callback_url`. Part of what "

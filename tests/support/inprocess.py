@@ -103,9 +103,7 @@ class Api:
         **kwargs,
     ):
         """POST a raw body as the job's input; the response, whatever its status."""
-        return self.post(
-            "/api/v1/job", owner, data=data, content_type=content_type, **kwargs
-        )
+        return self.post("/api/v1/job", owner, data=data, content_type=content_type, **kwargs)
 
     def status_of(self, owner: Owner, job_id: str, **kwargs):
         return self.get(f"/api/v1/job/{job_id}/status", owner, **kwargs)
