@@ -14,8 +14,8 @@ export BLOBSERVICE_URL ?= http://127.0.0.1:$(BLOB_PORT)
 export JOBSERVICE_URL  ?= http://127.0.0.1:$(JOB_PORT)
 export MONGODB_URI     ?= mongodb://127.0.0.1:$(MONGO_PORT)/?directConnection=true
 
-.PHONY: install run test test-mongo-broker test-redis-broker lint format migrate mongo \
-        blobservice jobservice worker api token bench clean
+.PHONY: install run test test-inprocess test-e2e test-e2e-redis lint lint-imports format \
+        coverage migrate mongo blobservice jobservice worker api token bench clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,19 +30,35 @@ run: $(STAMP)
 	PY=$(PY) API_PORT=$(API_PORT) MONGO_PORT=$(MONGO_PORT) BLOB_PORT=$(BLOB_PORT) \
 	JOB_PORT=$(JOB_PORT) DATA_DIR=$(DATA_DIR) scripts/run.sh
 
-## The full suite: once with the MongoDB broker, then the end-to-end tests with Redis.
+## The full suite: the import layers, the in-process tests, then tests/e2e (real processes)
+## once with the MongoDB broker and once with Redis (a server on 127.0.0.1:6379).
 test: $(STAMP)
-	$(MAKE) --no-print-directory test-mongo-broker test-redis-broker
+	$(MAKE) --no-print-directory lint-imports test-inprocess test-e2e test-e2e-redis
 
-test-mongo-broker: $(STAMP)
+test-inprocess: $(STAMP)
 	$(PY) -m pytest
 
-test-redis-broker: $(STAMP)
-	TEST_BROKER=redis $(PY) -m pytest tests/api
+test-e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
 
-lint: $(STAMP)
+test-e2e-redis: $(STAMP)
+	TEST_BROKER=redis $(PY) -m pytest tests/e2e
+
+## Line and branch coverage of the whole suite, the processes it starts included (coverage.py).
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage run -m pytest tests/e2e
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
+
+lint: $(STAMP) lint-imports
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+## The layers' one dependency direction (pyproject.toml [tool.importlinter]).
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(PY) -m ruff format .
