@@ -30,10 +30,10 @@ run: $(STAMP)
 	PY=$(PY) API_PORT=$(API_PORT) MONGO_PORT=$(MONGO_PORT) BLOB_PORT=$(BLOB_PORT) \
 	JOB_PORT=$(JOB_PORT) DATA_DIR=$(DATA_DIR) scripts/run.sh
 
-## The full suite: the import layers, the in-process tests, then tests/e2e (real processes)
-## once with the MongoDB broker and once with Redis (a server on 127.0.0.1:6379).
+## The full suite: the in-process tests (the import layers' contracts among them), then
+## tests/e2e (real processes) once with the MongoDB broker and once with Redis (127.0.0.1:6379).
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint-imports test-inprocess test-e2e test-e2e-redis
+	$(MAKE) --no-print-directory test-inprocess test-e2e test-e2e-redis
 
 test-inprocess: $(STAMP)
 	$(PY) -m pytest
