@@ -1,9 +1,11 @@
-"""`manage.py retry_jobs`: operators retry failed jobs and requeue stuck ones, on the real stack.
+"""`manage.py retry_jobs`: operators retry failed jobs and requeue stuck ones; its selection,
+its table and its refusals. What one retry does to one job is in tests/orchestration/test_resend.py.
 
-Jobs are brought into an error state for real where that path is what the test is about; the
-others are put in their status with the ORM, with a real staged input whenever a retried job
-must then really run through BlobService and JobService. Every run names its tenant or its job
-ids: the stack's database is shared with the rest of the suite.
+Run in-process: the command through call_command, the retried job's tasks with `run_tasks()`
+against the reference BlobService and JobService. Jobs are brought into an error state for real
+where that path is what the test is about; the others are put in their status with the ORM, with
+a real staged input whenever a retried job must then really run. Every run names its tenant or
+its job ids: the test database is shared with the rest of the suite.
 """
 
 import getpass
@@ -12,16 +14,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-import requests
 from django.core.management import CommandError
-from django.utils import timezone
 
 from frontservice.broker import process_broker
 from jobs import staging
 from jobs.models import Job
-from orchestration.resend import ResendOutcome, job_resend
-from tests.support.api import submit, wait_for_status, wait_for_stored_status
+from tests.support.inprocess import body_of, run_tasks, submit, wait_for_status
 from tests.support.operator import rows, run_command
+from tests.support.operator_jobs import JobMaker
+from tests.support.processes import free_port
 
 OPERATOR = f"operator:{getpass.getuser()}"
 
@@ -43,39 +44,18 @@ def transitions(job_id) -> list[tuple[str, str]]:
 @pytest.fixture
 def make_job():
     """Put a job straight into a status, optionally with a staged input and an age."""
-    made = []
-
-    def make(owner, status, *, data: bytes | None = None, age=timedelta(0), **fields) -> Job:
-        job = Job(tenant_id=owner.tenant_id, sub=owner.sub, status=status, **fields)
-        if data is not None:
-            temp = staging.new_temp_path()
-            temp.write_bytes(data)
-            # Staged before the job exists, as the API does: a worker never misses the input.
-            staging.promote(temp, job.id)
-            job.input_size = len(data)
-        job.save(force_insert=True)
-        if age:
-            # QuerySet.update() leaves auto_now alone, so the job looks untouched for `age`.
-            Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - age)
-            job.refresh_from_db()
-        made.append(job.id)
-        return job
-
-    yield make
-    # A job a failed test left in flight would hold up quiet_stack for every later test.
-    Job.objects.filter(pk__in=made, status__in=["CREATED", "STORED", "SUBMITTED"]).delete()
-    for job_id in made:
-        staging.discard(job_id)
+    maker = JobMaker()
+    yield maker
+    maker.clean_up()
 
 
-def test_it_retries_a_stored_error_job_once_blobservice_is_back(quiet_stack, alice):
-    stack = quiet_stack
-    stack.stop("blob")
-    try:
-        job_id = submit(stack, alice, b"stored at last")["id"]
-        wait_for_stored_status(job_id, {"STORED_ERROR"}, timeout=60)
-    finally:
-        stack.start("blob")
+def test_it_retries_a_stored_error_job_once_blobservice_is_back(api, services, alice, settings):
+    # BlobService is unreachable: nothing listens on its address.
+    settings.BLOBSERVICE_URL = f"http://127.0.0.1:{free_port()}"
+    job_id = submit(api, alice, b"stored at last")["id"]
+    run_tasks()
+    assert Job.objects.get(pk=job_id).status == "STORED_ERROR"
+    settings.BLOBSERVICE_URL = services.urls["blob"]
 
     output = retry_jobs(job_id, "--by", "carol", "--reason", "BlobService is back")
 
@@ -90,12 +70,11 @@ def test_it_retries_a_stored_error_job_once_blobservice_is_back(quiet_stack, ali
         )
     ]
     assert output.splitlines()[-1] == "1 retried, 0 requeued, 0 skipped."
-    body = wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})
+    body = wait_for_status(api, alice, job_id, {"EXECUTION_COMPLETED"})
     assert body["error"] is None
-    result = requests.get(
-        f"{stack.api}/api/v1/job/{job_id}/output", headers=alice.headers, timeout=30
-    )
-    assert result.content == b"STORED AT LAST"
+    result = api.output_of(alice, job_id)
+    assert result.status_code == 200
+    assert body_of(result) == b"STORED AT LAST"
     job = Job.objects.get(pk=job_id)
     assert transitions(job_id) == [
         ("CREATED", "STORED_ERROR"),
@@ -108,16 +87,16 @@ def test_it_retries_a_stored_error_job_once_blobservice_is_back(quiet_stack, ali
     assert (retry["by"], retry["reason"]) == ("operator:carol", "BlobService is back")
     # FrontService stored the input once (the other PUT is JobService writing the output over
     # the same blob id), and JobService got the job once and ran it once.
-    assert stack.stats("blob")["by_id"][job_id]["PUT"] == 2
-    assert stack.stats("job")["by_id"][job_id]["PUT"] == 1
-    assert stack.stats("job")["executions"][job_id] == 1
+    assert services.stats("blob")["by_id"][job_id]["PUT"] == 2
+    assert services.stats("job")["by_id"][job_id]["PUT"] == 1
+    assert services.stats("job")["executions"][job_id] == 1
 
 
-def test_it_retries_a_submitted_error_job_and_it_completes(quiet_stack, alice):
-    stack = quiet_stack
-    stack.faults("job", fail_next=1, status=400, methods=["PUT"])
-    job_id = submit(stack, alice, b"submitted at last")["id"]
-    wait_for_stored_status(job_id, {"SUBMITTED_ERROR"})
+def test_it_retries_a_submitted_error_job_and_it_completes(api, services, alice):
+    services.faults("job", fail_next=1, status=400, methods=["PUT"])
+    job_id = submit(api, alice, b"submitted at last")["id"]
+    run_tasks()
+    assert Job.objects.get(pk=job_id).status == "SUBMITTED_ERROR"
 
     # Neither ids nor --status: the failed jobs (here: the tenant's) are selected.
     output = retry_jobs("--tenant", alice.tenant_id)
@@ -132,7 +111,7 @@ def test_it_retries_a_submitted_error_job_and_it_completes(quiet_stack, alice):
             "next: submit to JobService",
         )
     ]
-    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})
+    wait_for_status(api, alice, job_id, {"EXECUTION_COMPLETED"})
     assert transitions(job_id) == [
         ("CREATED", "STORED"),
         ("STORED", "SUBMITTED_ERROR"),
@@ -143,12 +122,12 @@ def test_it_retries_a_submitted_error_job_and_it_completes(quiet_stack, alice):
     retry = Job.objects.get(pk=job_id).history[2]
     assert (retry["by"], retry["reason"]) == (OPERATOR, "retried with manage.py retry_jobs")
     # The blob was stored once and not again; JobService refused once, then took it and ran it.
-    assert stack.stats("blob")["by_id"][job_id]["PUT"] == 2  # the input, then the output
-    assert stack.stats("job")["by_id"][job_id]["PUT"] == 2
-    assert stack.stats("job")["executions"][job_id] == 1
+    assert services.stats("blob")["by_id"][job_id]["PUT"] == 2  # the input, then the output
+    assert services.stats("job")["by_id"][job_id]["PUT"] == 2
+    assert services.stats("job")["executions"][job_id] == 1
 
 
-def test_it_skips_a_stored_error_job_whose_staged_input_is_gone(stack, alice, make_job):
+def test_it_skips_a_stored_error_job_whose_staged_input_is_gone(alice, make_job):
     job = make_job(alice, "STORED_ERROR", data=b"cleaned up", age=timedelta(days=8))
     staging.discard(job.id)
 
@@ -169,30 +148,24 @@ def test_it_skips_a_stored_error_job_whose_staged_input_is_gone(stack, alice, ma
     assert job.status == "STORED_ERROR" and job.history == []
 
 
-def test_a_dry_run_changes_nothing_and_enqueues_nothing(quiet_stack, alice, make_job):
-    stack = quiet_stack
-    # Ages below the reconciler's stuck threshold, so only this test acts on them.
+def test_a_dry_run_changes_nothing_and_enqueues_nothing(services, alice, make_job):
     stuck = make_job(alice, "CREATED", data=b"stuck", age=timedelta(seconds=50))
     failed = make_job(alice, "STORED_ERROR", data=b"not yet", age=timedelta(seconds=40))
     refused = make_job(alice, "SUBMITTED_ERROR", blob_id="b", age=timedelta(seconds=30))
     jobs = (stuck, failed, refused)
     before = [(job.status, job.attempts, job.updated_at) for job in jobs]
-    # With no worker, whatever is enqueued stays in the broker to be counted.
-    stack.stop("worker")
-    try:
-        queued = process_broker().queue_size()
-        output = retry_jobs(
-            "--tenant", alice.tenant_id, "--status", "STORED_ERROR", "SUBMITTED_ERROR", "CREATED",
-            "--older-than", "0s", "--dry-run",
-        )  # fmt: skip
+    # Nothing runs tasks here: whatever is enqueued stays in the broker to be counted.
+    queued = process_broker().queue_size()
+    output = retry_jobs(
+        "--tenant", alice.tenant_id, "--status", "STORED_ERROR", "SUBMITTED_ERROR", "CREATED",
+        "--older-than", "0s", "--dry-run",
+    )  # fmt: skip
 
-        assert process_broker().queue_size() == queued
-        for job in jobs:
-            job.refresh_from_db()
-        assert [(job.status, job.attempts, job.updated_at) for job in jobs] == before
-        assert all(job.history == [] for job in jobs)
-    finally:
-        stack.start("worker")
+    assert process_broker().queue_size() == queued
+    for job in jobs:
+        job.refresh_from_db()
+    assert [(job.status, job.attempts, job.updated_at) for job in jobs] == before
+    assert all(job.history == [] for job in jobs)
     assert output.splitlines()[0] == "Dry run: nothing is changed or enqueued."
     assert [(row[0], row[3], row[4]) for row in rows(output)] == [
         (str(stuck.id), "requeue", "CREATED"),
@@ -203,15 +176,12 @@ def test_a_dry_run_changes_nothing_and_enqueues_nothing(quiet_stack, alice, make
     assert staging.staged_path(failed.id).exists()
 
 
-def test_it_selects_by_tenant_status_and_age_least_recently_changed_first(
-    stack, alice, mallory, make_job
-):
+def test_it_selects_by_tenant_status_and_age_least_recently_changed_first(alice, mallory, make_job):
     oldest = make_job(alice, "SUBMITTED_ERROR", blob_id="b", age=timedelta(hours=5))
     final = make_job(alice, "EXECUTION_ERROR", age=timedelta(hours=4))
     old = make_job(alice, "STORED_ERROR", data=b"old", age=timedelta(hours=3))
     recent = make_job(alice, "STORED_ERROR", data=b"recent", age=timedelta(minutes=10))
     make_job(mallory, "STORED_ERROR", data=b"another tenant", age=timedelta(hours=6))
-    # Below the reconciler's stuck threshold, so it does not requeue this one meanwhile.
     stuck = make_job(alice, "CREATED", data=b"stuck", age=timedelta(seconds=50))
 
     def selected(*args) -> list[str]:
@@ -228,7 +198,7 @@ def test_it_selects_by_tenant_status_and_age_least_recently_changed_first(
     assert selected(final.id, oldest.id) == [str(oldest.id), str(final.id)]
 
 
-def test_a_limited_run_retries_the_oldest_and_it_completes(stack, alice, make_job):
+def test_a_limited_run_retries_the_oldest_and_it_completes(api, services, alice, make_job):
     # attempts=5 is past the orchestration's budget: only the retry's reset lets it run again.
     error = {"service": "blobservice", "message": "down", "status_code": None}
     first = make_job(
@@ -239,7 +209,7 @@ def test_a_limited_run_retries_the_oldest_and_it_completes(stack, alice, make_jo
     output = retry_jobs("--tenant", alice.tenant_id, "--older-than", "30m", "--limit", "1")
 
     assert ids(output) == [str(first.id)]
-    body = wait_for_status(stack, alice, str(first.id), {"EXECUTION_COMPLETED"})
+    body = wait_for_status(api, alice, str(first.id), {"EXECUTION_COMPLETED"})
     assert body["error"] is None
     first.refresh_from_db()
     assert first.attempts <= 1  # reset by the retry, then this one delivery at most
@@ -247,9 +217,8 @@ def test_a_limited_run_retries_the_oldest_and_it_completes(stack, alice, make_jo
     assert second.status == "STORED_ERROR" and second.history == []
 
 
-def test_it_requeues_a_stuck_created_job_and_it_completes(stack, alice, make_job):
-    # Never enqueued, unchanged for 40 s: stuck by --older-than 30s (and not yet old enough for
-    # the reconciler, which would requeue it on its own).
+def test_it_requeues_a_stuck_created_job_and_it_completes(api, services, alice, make_job):
+    # Never enqueued, unchanged for 40 s: stuck by --older-than 30s.
     stuck = make_job(alice, "CREATED", data=b"lost task", age=timedelta(seconds=40))
     fresh = make_job(alice, "CREATED", data=b"being worked on")
 
@@ -269,7 +238,7 @@ def test_it_requeues_a_stuck_created_job_and_it_completes(stack, alice, make_job
         )
     ]
     assert output.splitlines()[-1] == "0 retried, 1 requeued, 0 skipped."
-    wait_for_status(stack, alice, str(stuck.id), {"EXECUTION_COMPLETED"})
+    wait_for_status(api, alice, str(stuck.id), {"EXECUTION_COMPLETED"})
     stuck.refresh_from_db()
     requeue = stuck.history[0]
     assert (requeue["from"], requeue["to"]) == ("CREATED", "CREATED")
@@ -283,7 +252,7 @@ def test_it_requeues_a_stuck_created_job_and_it_completes(stack, alice, make_job
     assert fresh.status == "CREATED" and fresh.history == []
 
 
-def test_it_skips_what_cannot_be_retried_and_says_why(stack, alice, mallory, make_job):
+def test_it_skips_what_cannot_be_retried_and_says_why(alice, mallory, make_job):
     completed = make_job(alice, "EXECUTION_COMPLETED")
     failed = make_job(alice, "EXECUTION_ERROR")
     running = make_job(alice, "SUBMITTED")
@@ -323,37 +292,13 @@ def test_it_skips_what_cannot_be_retried_and_says_why(stack, alice, mallory, mak
         assert job.status == status and job.history == []
 
 
-def test_of_two_operators_retrying_the_same_job_one_wins(stack, alice, make_job):
-    failed = make_job(alice, "STORED_ERROR", data=b"raced")
-    stuck = make_job(alice, "CREATED", data=b"raced too", age=timedelta(seconds=40))
-    # Both operators read the jobs before either acts.
-    stale_failed, stale_stuck = Job.objects.get(pk=failed.pk), Job.objects.get(pk=stuck.pk)
-
-    assert job_resend(failed, by="operator:one", reason="first").action == "retry"
-    assert job_resend(stuck, by="operator:one", reason="first").action == "requeue"
-    assert job_resend(stale_failed, by="operator:two", reason="second") == ResendOutcome(
-        failed.id, "STORED_ERROR", "skip", "STORED_ERROR", "changed concurrently"
-    )
-    # A requeue changes no status, so it is the changed `updated_at` that tells.
-    assert job_resend(stale_stuck, by="operator:two", reason="second") == ResendOutcome(
-        stuck.id, "CREATED", "skip", "CREATED", "changed concurrently"
-    )
-
-    for job in (failed, stuck):
-        wait_for_status(stack, alice, str(job.id), {"EXECUTION_COMPLETED"})
-        job.refresh_from_db()
-        assert [entry["by"] for entry in job.history if entry["by"].startswith("operator:")] == [
-            "operator:one"
-        ]
-
-
-def test_named_jobs_in_flight_need_no_age(stack, alice, make_job):
+def test_named_jobs_in_flight_need_no_age(api, services, alice, make_job):
     stuck = make_job(alice, "CREATED", data=b"named")
 
     output = retry_jobs(stuck.id, "--status", "CREATED", "--by", "dave")
 
     assert [(row[0], row[3]) for row in rows(output)] == [(str(stuck.id), "requeue")]
-    wait_for_status(stack, alice, str(stuck.id), {"EXECUTION_COMPLETED"})
+    wait_for_status(api, alice, str(stuck.id), {"EXECUTION_COMPLETED"})
     assert Job.objects.get(pk=stuck.pk).history[0]["by"] == "operator:dave"
 
 

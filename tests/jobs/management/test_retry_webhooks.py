@@ -1,8 +1,10 @@
-"""`manage.py retry_webhooks`: operators send failed completion webhooks again.
+"""`manage.py retry_webhooks`: operators send failed completion webhooks again; its selection,
+its table and its refusals. What one resend does to one job's webhook is in
+tests/webhooks/test_resend_operator.py.
 
 Jobs are put in their webhook state with the ORM; a webhook that is really sent goes to a real
-receiver on loopback, delivered by the stack's worker. Every run names its tenant or its job
-ids: the stack's database is shared with the rest of the suite.
+receiver on loopback, delivered by its task run in this process (`run_tasks()`). Every run names
+its tenant or its job ids: the test database is shared with the rest of the suite.
 """
 
 import getpass
@@ -14,10 +16,10 @@ from django.core.management import CommandError
 from django.utils import timezone
 
 from jobs.models import Job, WebhookStatus
+from tests.support.inprocess import run_tasks
 from tests.support.operator import rows, run_command
-from tests.support.webhooks import Receiver, wait_for_webhook
+from tests.support.webhooks import Receiver
 from webhooks.models import WebhookDelivery
-from webhooks.resend import webhook_resend
 
 OPERATOR = f"operator:{getpass.getuser()}"
 
@@ -59,18 +61,20 @@ def make_job(receiver):
         return job
 
     yield make
-    # A SUBMITTED job JobService does not know would hold up quiet_stack for every later test,
-    # and a PENDING webhook would be sent by the reconciler: none is left behind.
+    # A PENDING webhook would be sent by a later reconciler pass: none is left behind.
     WebhookDelivery.objects.filter(job_id__in=made).delete()
     Job.objects.filter(pk__in=made).delete()
 
 
-def test_it_sends_the_tenants_failed_webhooks_and_no_others(stack, alice, bob, make_job, receiver):
+def test_it_sends_the_tenants_failed_webhooks_and_no_others(
+    services, alice, bob, make_job, receiver
+):
     failed = make_job(alice, WebhookStatus.FAILED)
     delivered = make_job(bob, WebhookStatus.DELIVERED)  # same tenant: not selected
 
     output = retry_webhooks("--tenant", alice.tenant_id)
-    job = wait_for_webhook(str(failed.id))
+    assert run_tasks() == [f"webhook-{failed.id}"]
+    job = Job.objects.get(pk=failed.pk)
 
     [row] = rows(output)
     assert row == (
@@ -96,7 +100,9 @@ def test_it_sends_the_tenants_failed_webhooks_and_no_others(stack, alice, bob, m
     assert delivered.history == [] and delivered.webhook_status == WebhookStatus.DELIVERED
 
 
-def test_named_jobs_that_cannot_be_sent_again_are_skipped_with_the_reason(alice, make_job):
+def test_named_jobs_that_cannot_be_sent_again_are_skipped_with_the_reason(
+    services, alice, make_job
+):
     delivered = make_job(alice, WebhookStatus.DELIVERED)
     pending = make_job(alice, WebhookStatus.PENDING)
     # Failed, then sent on again by retry_jobs: its next final status sends a new event.
@@ -129,13 +135,14 @@ def test_named_jobs_that_cannot_be_sent_again_are_skipped_with_the_reason(alice,
         (str(unknown), "-", "skip", "-", "no such job"),
     ]
     assert output.splitlines()[-1] == "0 sent again, 5 skipped."
+    assert run_tasks() == []
     for job in (delivered, pending, running, no_callback):
         stored = Job.objects.get(pk=job.pk)
         assert stored.history == []
         assert stored.webhook_delivery_id == job.webhook_delivery_id
 
 
-def test_a_dry_run_changes_nothing(alice, make_job):
+def test_a_dry_run_changes_nothing(services, alice, make_job):
     failed = make_job(alice, WebhookStatus.FAILED)
 
     output = retry_webhooks("--tenant", alice.tenant_id, "--dry-run")
@@ -151,6 +158,7 @@ def test_a_dry_run_changes_nothing(alice, make_job):
     )
     assert job.history == []
     assert not WebhookDelivery.objects.filter(job=job).exists()
+    assert run_tasks() == []
 
 
 def test_older_than_and_limit_select_the_longest_failed_first(alice, make_job):
@@ -163,20 +171,6 @@ def test_older_than_and_limit_select_the_longest_failed_first(alice, make_job):
 
     assert [row[0] for row in rows(aged)] == [str(oldest.id), str(older.id)]
     assert [row[0] for row in rows(limited)] == [str(oldest.id)]
-
-
-def test_a_webhook_changed_since_it_was_read_is_not_sent_twice(stack, alice, make_job):
-    failed = make_job(alice, WebhookStatus.FAILED)
-    stale = Job.objects.get(pk=failed.pk)  # what a second operator read at the same time
-
-    first = webhook_resend(failed, by="operator:carol", reason="one")
-    second = webhook_resend(stale, by="operator:dave", reason="two")
-    job = wait_for_webhook(str(failed.id))
-
-    assert (first.action, second.action) == ("resend", "skip")
-    assert second.detail == "changed concurrently"
-    assert job.webhook_delivery_id == first.delivery_id
-    assert [entry["by"] for entry in job.history] == ["operator:carol"]
 
 
 @pytest.mark.parametrize(

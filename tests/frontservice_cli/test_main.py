@@ -1,24 +1,19 @@
-"""frontservice_cli against a mocked API (`responses`): what it sends, and how it maps answers.
+"""frontservice_cli.main against a mocked API (`responses`): the commands' requests, and how
+answers map to output and exit codes.
 
-The end-to-end behaviour is in tests/api/test_cli.py; here are the cases the running stack does
-not produce on demand: how the body is streamed, waiting with `Prefer: wait` / Retry-After,
-non-JSON error pages, a download cut short.
+The end-to-end behaviour is in tests/e2e/test_cli.py; here are the cases a running server does
+not produce on demand: waiting with `Prefer: wait` / Retry-After, non-JSON error pages, bugs and
+interrupts. What the client sends is in test_client.py, uploads and downloads in test_progress.py.
 """
 
-import io
 import json
-import os
-import sys
 
 import pytest
 import requests
 import responses
-import urllib3
 
 from frontservice_cli import main as cli_main
-from frontservice_cli.client import Client
-from frontservice_cli.errors import ConnectionFailed, ExitCode
-from frontservice_cli.progress import UploadReader, download, open_input
+from frontservice_cli.errors import ExitCode
 
 API = "http://frontservice.test/prefix"
 JOB_ID = "5fae24ed-11a1-4c0d-a1d4-76da377c6978"
@@ -57,83 +52,7 @@ def run(monkeypatch, capsys):
     return run
 
 
-# -- what is sent
-
-
-def test_submit_streams_the_file_with_content_length(monkeypatch, tmp_path):
-    path = tmp_path / "in.bin"
-    path.write_bytes(b"x" * 300_000)
-    sent, reads = [], []
-
-    # The boundary itself (responses would read the body whole to record it): the prepared
-    # request as requests hands it to the connection, which reads it in blocks.
-    def send(adapter, request, **kwargs):
-        sent.append(request)
-        while block := request.body.read(16384):
-            reads.append(len(block))
-        response = requests.Response()
-        response.status_code, response._content = 202, json.dumps(job()).encode()
-        return response
-
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
-
-    with open_input(str(path), progress=False) as body:
-        Client(API, "tok-en").submit(
-            body, content_type="application/x-demo", callback_url="https://hooks.test/x?a=1",
-            idempotency_key="key-1",
-        )  # fmt: skip
-
-    request = sent[0]
-    assert request.headers["Content-Length"] == "300000"
-    assert "Transfer-Encoding" not in request.headers
-    assert request.headers["Content-Type"] == "application/x-demo"
-    assert request.headers["Authorization"] == "Bearer tok-en"
-    assert request.headers["Idempotency-Key"] == "key-1"
-    assert request.url == f"{API}/api/v1/job?callback_url=https%3A%2F%2Fhooks.test%2Fx%3Fa%3D1"
-    # The body handed over is the reader, read block by block, not the file's bytes.
-    assert isinstance(request.body, UploadReader)
-    assert sum(reads) == 300_000 and max(reads) == 16384
-
-
-def test_upload_reader_reads_in_the_blocks_asked_for():
-    class Bar:
-        n = 0
-
-        def update(self, count):
-            self.n += count
-
-    raw, bar = io.BytesIO(b"abcdefgh"), Bar()
-    reader = UploadReader(raw, 8, bar)
-
-    assert len(reader) == 8
-    assert [reader.read(3), reader.read(3), reader.read(3), reader.read(3)] == [
-        b"abc", b"def", b"gh", b""
-    ]  # fmt: skip
-    assert bar.n == 8
-
-
-def test_stdin_from_a_pipe_is_sent_chunked(mocked, monkeypatch):
-    read_end, write_end = os.pipe()
-    os.write(write_end, b"piped input")
-    os.close(write_end)
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(read_end, "rb")))
-    mocked.post(f"{API}/api/v1/job", json=job(), status=202)
-
-    with open_input("-", progress=False) as body:
-        Client(API, "tok-en").submit(body, content_type="application/octet-stream")
-        sent = mocked.calls[0].request
-        assert sent.headers["Transfer-Encoding"] == "chunked"
-        assert b"".join(sent.body) == b"piped input"
-
-
-def test_the_next_link_is_followed_on_the_configured_url_only(mocked):
-    mocked.get(f"{API}/api/v1/job", json={"results": [], "next": None})
-
-    Client(API, "tok-en").list_jobs(
-        statuses=[], limit=None, next_url="http://internal:8000/api/v1/job?cursor=abc&limit=5"
-    )
-
-    assert mocked.calls[0].request.url == f"{API}/api/v1/job?cursor=abc&limit=5"
+# -- list
 
 
 def test_list_sends_every_status_and_the_limit(mocked, run):
@@ -346,49 +265,3 @@ def test_ctrl_c_exits_130_with_one_line(mocked, run):
     mocked.add_callback(responses.GET, STATUS_URL, callback=interrupted)
 
     assert run("status", JOB_ID) == (130, "", "frontservice: interrupted\n")
-
-
-# -- downloads
-
-
-class _BrokenRaw:
-    """A urllib3 body that delivers one chunk and then loses the connection."""
-
-    def stream(self, chunk_size, decode_content=True):
-        yield b"first part"
-        raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
-
-    def close(self):
-        pass
-
-
-def test_a_download_cut_short_leaves_no_file(tmp_path):
-    response = requests.Response()
-    response.status_code = 200
-    response.headers["Content-Length"] = "100"
-    response.raw = _BrokenRaw()
-    target = tmp_path / "out.bin"
-
-    with pytest.raises(ConnectionFailed, match="broke after 10 bytes"):
-        download(response, str(target), progress=False)
-
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_download_replaces_the_target_only_when_complete(tmp_path, mocked):
-    target = tmp_path / "out.bin"
-    target.write_bytes(b"old")
-    mocked.get(f"{API}/x", body=b"new bytes")
-
-    size = download(requests.get(f"{API}/x", stream=True, timeout=5), str(target), progress=False)
-
-    assert size == 9
-    assert target.read_bytes() == b"new bytes"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
-    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
