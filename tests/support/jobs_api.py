@@ -65,3 +65,27 @@ def in_threads[T](count: int, call: Callable[[], T]) -> list[T]:
     if failures:
         raise failures[0]
     return results
+
+
+class JobMaker:
+    """Jobs written straight to the database (never enqueued), in the statuses a test needs."""
+
+    def __init__(self) -> None:
+        self.made: list = []
+
+    def __call__(self, owner, *statuses: str) -> list:
+        from jobs.models import Job
+
+        jobs = [
+            Job.objects.create(tenant_id=owner.tenant_id, sub=owner.sub, status=status)
+            for status in statuses
+        ]
+        self.made.extend(jobs)
+        return jobs
+
+    def remove(self) -> None:
+        """Remove them, so jobs left CREATED/STORED/SUBMITTED never look in flight to a later
+        test waiting for a quiet stack."""
+        from jobs.models import Job
+
+        Job.objects.filter(pk__in=[job.pk for job in self.made]).delete()
