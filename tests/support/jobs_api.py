@@ -89,3 +89,30 @@ class JobMaker:
         from jobs.models import Job
 
         Job.objects.filter(pk__in=[job.pk for job in self.made]).delete()
+
+
+class Background:
+    """`call()` running in a thread of its own (with its own database connection, closed when
+    it ends), e.g. a request held open while the test moves the job on."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        self._result: list = []
+        self._failure: list[BaseException] = []
+
+        def run():
+            try:
+                self._result.append(call())
+            except BaseException as exc:  # reported by result()
+                self._failure.append(exc)
+            finally:
+                connections.close_all()
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+
+    def result(self, timeout: float = 60):
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"still running after {timeout}s"
+        if self._failure:
+            raise self._failure[0]
+        return self._result[0]
