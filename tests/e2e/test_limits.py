@@ -4,7 +4,8 @@ the socket), and rate counts shared by the API's worker processes.
 These run against an API process of their own with small limits (LIMITS), on the session's
 database, broker and reference services, so the rest of the suite keeps the defaults. The rates
 and the cap on active jobs are tested in-process in tests/jobs/api/test_throttling.py and
-test_limits.py; a refused declared length in tests/jobs/api/test_submit.py and test_upload.py.
+test_limits.py; a refused declared length in tests/jobs/api/test_submit.py and
+tests/e2e/test_upload.py.
 """
 
 import http.client
