@@ -1,0 +1,62 @@
+"""One completion webhook through the running stack: POSTed with a callback to gunicorn, the
+job run by a django-q2 cluster, its signed document delivered by the cluster's worker to a
+real receiver on loopback. The rules of delivery are tested in-process in tests/webhooks.
+"""
+
+import json
+
+import pytest
+import requests
+from django.conf import settings
+
+from jobs.models import WebhookStatus
+from tests.support.api import status_of, wait_for_status
+from tests.support.webhooks import Receiver, verifies, wait_for_webhook
+from webhooks.models import WebhookDelivery
+
+FINISHED = {"EXECUTION_COMPLETED", "EXECUTION_ERROR", "STORED_ERROR", "SUBMITTED_ERROR"}
+
+
+@pytest.fixture
+def receiver():
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+def test_it_posts_the_signed_job_document_when_the_job_completes(stack, alice, receiver):
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        params={"callback_url": receiver.url()},
+        data=b"hello webhooks",
+        headers={**alice.headers, "Content-Type": "text/plain"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    created = response.json()
+
+    assert created["callback_url"] == receiver.url()
+    final = wait_for_status(stack, alice, created["id"], FINISHED)
+    job = wait_for_webhook(created["id"])
+
+    assert final["status"] == "EXECUTION_COMPLETED"
+    assert job.webhook_status == WebhookStatus.DELIVERED
+    assert (job.callback_url, job.base_url) == (receiver.url(), stack.api)
+    [received] = receiver.received
+    assert received.path == "/hooks/frontservice"
+    assert received.headers["Content-Type"] == "application/json"
+    assert received.headers["X-FrontService-Event"] == "job.finished"
+    assert received.headers["X-FrontService-Delivery"] == str(job.webhook_delivery_id)
+    assert received.headers["Host"] == f"127.0.0.1:{receiver.port}"
+    # The same document, absolute links included, that the status endpoint answers.
+    assert json.loads(received.body) == status_of(stack, alice, created["id"]).json()
+    assert json.loads(received.body)["links"]["output"].startswith(f"{stack.api}/api/v1/job/")
+    assert verifies(received, settings.WEBHOOK_SECRET)
+    delivery = WebhookDelivery.objects.get(pk=job.webhook_delivery_id)
+    assert (delivery.status, delivery.job_status) == (
+        WebhookStatus.DELIVERED,
+        "EXECUTION_COMPLETED",
+    )
+    [attempt] = delivery.attempts
+    assert (attempt["attempt"], attempt["status_code"], attempt["error"]) == (1, 200, None)
+    assert attempt["address"] == "127.0.0.1"
