@@ -14,23 +14,31 @@ from tests.conftest import mongo_argv
 from tests.support.processes import ManagedProcess, free_port, wait_for_port
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def collection(request, tmp_path):
+@pytest.fixture(scope="module", params=["sqlite", "memory"])
+def database(request, tmp_path_factory):
+    """One embedded MongoDB per engine for this module's tests."""
     port = free_port()
-    argv = mongo_argv(port, tmp_path / "mongo.sqlite3")
+    data_dir = tmp_path_factory.mktemp(f"mongo-{request.param}")
+    argv = mongo_argv(port, data_dir / "mongo.sqlite3")
     if request.param == "memory":
         argv = [*argv[:-2], "--memory"]
-    process = ManagedProcess.start(argv, name=f"mongo-{request.param}", log_dir=tmp_path)
+    process = ManagedProcess.start(argv, name=f"mongo-{request.param}", log_dir=data_dir)
     try:
         wait_for_port(process, port)
         # Standard UUIDs, as django-mongodb-backend stores them.
         client = MongoClient(
             f"mongodb://127.0.0.1:{port}/?directConnection=true", uuidRepresentation="standard"
         )
-        yield client["embedded_test"]["things"]
+        yield client["embedded_test"]
         client.close()
     finally:
         process.stop()
+
+
+@pytest.fixture
+def collection(database):
+    """A collection of the test's own: it sees only the documents it inserts."""
+    return database[f"things_{uuid.uuid4().hex}"]
 
 
 @pytest.mark.parametrize("make_id", [uuid.uuid4, lambda: uuid.uuid4().hex], ids=["uuid", "string"])

@@ -1,14 +1,20 @@
-"""FRONTSERVICE_ENV=production: the settings refuse to load without real secrets, and are safe.
+"""frontservice/settings.py: the settings refuse to load without real secrets in production
+(FRONTSERVICE_ENV=production) or with an unsafe token configuration anywhere, and are safe.
 
-Each case loads the settings in a new process with exactly the environment it describes.
+Each case loads the settings with exactly the environment it describes. The settings module
+only reads the environment, so a refusal is seen by executing a fresh copy of it in this
+process; what needs Django set up with those settings (the apps, `check --deploy`, the
+middleware's answers) runs in a new process.
 """
 
+import importlib.util
 import os
 import secrets
 import subprocess
 import sys
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from tests.conftest import REPO
 
@@ -53,13 +59,19 @@ print("plain /api/v1/job:", plain_api.status_code, plain_api.headers.get("Locati
 """
 
 
-def _run(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def _environment(environment: dict[str, str]) -> dict[str, str]:
+    """This process's environment without what the tests decide, then `environment`."""
     env = {
         name: value
         for name, value in os.environ.items()
         if name.removesuffix("_FILE") not in _DECIDED and not name.startswith(_DECIDED_PREFIXES)
     }
     env.update(DJANGO_SETTINGS_MODULE="frontservice.settings", **environment)
+    return env
+
+
+def _run(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = _environment(environment)
     return subprocess.run(
         [sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
     )
@@ -69,10 +81,20 @@ def _setup(environment: dict[str, str]) -> subprocess.CompletedProcess:
     return _run(environment, "-c", "import django; django.setup()")
 
 
-def _refusal(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0, "the settings loaded"
-    assert "ImproperlyConfigured" in result.stderr, result.stderr
-    return result.stderr.strip().splitlines()[-1]
+def _refusal(environment: dict[str, str], monkeypatch) -> str:
+    """The message of the settings' refusal to load with `environment` (and nothing else)."""
+    with monkeypatch.context() as patched:
+        for name in list(os.environ):
+            patched.delenv(name)
+        for name, value in _environment(environment).items():
+            patched.setenv(name, value)
+        spec = importlib.util.spec_from_file_location(
+            "settings_under_test", REPO / "frontservice" / "settings.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        with pytest.raises(ImproperlyConfigured) as refused:
+            spec.loader.exec_module(module)
+    return str(refused.value)
 
 
 def test_development_needs_nothing():
@@ -87,32 +109,32 @@ def test_production_starts_with_every_setting_given():
     assert result.returncode == 0, result.stderr
 
 
-def test_production_names_every_missing_variable_at_once():
-    message = _refusal(_setup({"FRONTSERVICE_ENV": "production"}))
+def test_production_names_every_missing_variable_at_once(monkeypatch):
+    message = _refusal({"FRONTSERVICE_ENV": "production"}, monkeypatch)
 
     for name in REQUIRED:
         assert f"{name} must be set" in message
 
 
 @pytest.mark.parametrize("missing", REQUIRED)
-def test_production_refuses_each_missing_variable(missing):
+def test_production_refuses_each_missing_variable(missing, monkeypatch):
     environment = {name: value for name, value in PRODUCTION.items() if name != missing}
 
-    message = _refusal(_setup(environment))
+    message = _refusal(environment, monkeypatch)
 
     assert f"{missing} must be set" in message
     for name in set(REQUIRED) - {missing}:
         assert name not in message
 
 
-def test_production_refuses_the_development_values_of_env_example():
+def test_production_refuses_the_development_values_of_env_example(monkeypatch):
     example = {}
     for line in (REPO / ".env.example").read_text().splitlines():
         name, _, value = line.partition("=")
         if value and (name.startswith(("DJANGO_", "JWT_")) or name == "WEBHOOK_SECRET"):
             example[name] = value
 
-    message = _refusal(_setup({**example, "FRONTSERVICE_ENV": "production"}))
+    message = _refusal({**example, "FRONTSERVICE_ENV": "production"}, monkeypatch)
 
     assert "DJANGO_SECRET_KEY is a development value" in message
     assert "JWT_SIGNING_KEY is a development value" in message
@@ -133,8 +155,8 @@ def test_production_refuses_the_development_values_of_env_example():
         ),
     ],
 )
-def test_production_refuses_unsafe_values(override, named):
-    message = _refusal(_setup({**PRODUCTION, **override}))
+def test_production_refuses_unsafe_values(override, named, monkeypatch):
+    message = _refusal({**PRODUCTION, **override}, monkeypatch)
 
     assert named in message
 
@@ -187,3 +209,23 @@ def test_production_sends_the_security_headers_and_redirects_plain_http():
     # Health checks speak plain HTTP to the process; everything else is sent to HTTPS.
     assert "plain /healthz: 200" in lines
     assert "plain /api/v1/job: 301 https://testserver/api/v1/job" in lines
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JWT_ALGORITHM": "none"},
+        {"JWT_ALGORITHM": "HS1"},
+        {"JWT_SIGNING_KEY": "too-short"},
+        {"JWT_ALGORITHM": "RS256"},
+        {"JWT_ALGORITHM": "HS256", "JWT_JWKS_URL": "https://issuer.example/jwks"},
+        {"JWT_ALGORITHM": "RS256", "JWT_JWKS_URL": "file:///etc/passwd"},
+        {"JWT_AUDIENCE": ""},
+        {"JWT_LEEWAY_SECONDS": "3600"},
+        {"JWT_JWKS_COOLDOWN_SECONDS": "0"},
+    ],
+    ids=lambda env: ",".join(f"{k}={v}" for k, v in env.items()),
+)
+def test_settings_refuse_unsafe_jwt_configuration(env, monkeypatch):
+    # In development too (the default): an unsafe token configuration never loads.
+    assert _refusal(env, monkeypatch)

@@ -1,25 +1,23 @@
-"""/metrics: Prometheus text with what the API and the workers of this host did.
-
-The stack's API and worker share one PROMETHEUS_MULTIPROC_DIR (tests/embedded_database.py), so
-the transitions and downstream calls a worker makes show on the API's /metrics.
+"""/metrics (frontservice/metrics.py): Prometheus text with what the API and the workers of this
+host did, in-process: the worker's tasks run in this process, which writes to the same
+PROMETHEUS_MULTIPROC_DIR as it reads (tests/embedded_database.py). That another process's
+counters show there too is tests/e2e/test_metrics.py.
 """
 
 import re
 
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.api import submit, wait_for_status
-from tests.support.private_api import private_api
+from tests.support.inprocess import submit, wait_for_status
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-", re.IGNORECASE)
 
 
-def _scrape(url: str, **headers) -> dict[tuple, float]:
-    response = requests.get(f"{url}/metrics", headers=headers, timeout=10)
-    assert response.status_code == 200, response.text
+def _scrape(api, **headers) -> dict[tuple, float]:
+    response = api.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.content
     samples = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(response.content.decode()):
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
@@ -29,21 +27,23 @@ def _value(samples, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_metrics_is_prometheus_text_without_a_token_by_default(stack):
-    response = requests.get(f"{stack.api}/metrics", timeout=10)
+def test_metrics_is_prometheus_text_without_a_token_by_default(api):
+    api.get("/healthz")  # a request answered before the scrape, so it has one to count
+
+    response = api.get("/metrics")
 
     assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
     assert {"frontservice_http_requests", "frontservice_queue_depth"} <= names
 
 
-def test_counters_move_when_a_job_goes_through(stack, alice):
-    before = _scrape(stack.api)
+def test_counters_move_when_a_job_goes_through(api, alice):
+    before = _scrape(api)
 
-    job_id = submit(stack, alice, b"count me")["id"]
-    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"})
-    after = _scrape(stack.api)
+    job_id = submit(api, alice, b"count me")["id"]
+    wait_for_status(api, alice, job_id, {"EXECUTION_COMPLETED"})
+    after = _scrape(api)
 
     def moved(name, **labels):
         return _value(after, name, **labels) - _value(before, name, **labels)
@@ -54,7 +54,7 @@ def test_counters_move_when_a_job_goes_through(stack, alice):
         "frontservice_http_request_duration_seconds_count", route="job-list", method="POST"
     )
     assert moved("frontservice_jobs_created_total") >= 1
-    # Made by the worker process, shown by the API through the shared directory.
+    # Made by the worker's tasks and by the status refresh.
     for source, target in [
         ("CREATED", "STORED"),
         ("STORED", "SUBMITTED"),
@@ -73,30 +73,29 @@ def test_counters_move_when_a_job_goes_through(stack, alice):
     assert not any(UUID.search(route) for route in routes)
 
 
-def test_queue_gauges_are_computed_at_scrape_time(stack):
-    samples = _scrape(stack.api)
+def test_queue_gauges_are_computed_at_scrape_time(api, settings):
+    samples = _scrape(api)
 
     assert _value(samples, "frontservice_queue_up") == 1
     assert _value(samples, "frontservice_queue_depth") >= 0
-    if not stack.env.get("REDIS_URL"):
+    if not settings.REDIS_URL:
         assert ("frontservice_queue_oldest_task_age_seconds", ()) in samples
         assert ("frontservice_queue_in_flight", ()) in samples
 
 
-def test_metrics_token_is_required_when_set(stack):
-    with private_api(stack, METRICS_TOKEN="scrape-token-123") as api:
-        missing = requests.get(f"{api}/metrics", timeout=10)
-        wrong = requests.get(f"{api}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10)
-        right = requests.get(
-            f"{api}/metrics", headers={"Authorization": "Bearer scrape-token-123"}, timeout=10
-        )
-        health = requests.get(f"{api}/healthz", timeout=10)
+def test_metrics_token_is_required_when_set(api, settings):
+    settings.METRICS_TOKEN = "scrape-token-123"
+
+    missing = api.get("/metrics")
+    wrong = api.get("/metrics", headers={"Authorization": "Bearer nope"})
+    right = api.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
+    health = api.get("/healthz")
 
     for refused in (missing, wrong):
         assert refused.status_code == 401
-        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert refused["Content-Type"] == "application/problem+json"
         assert refused.json()["code"] == "not_authenticated"
-        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert refused["WWW-Authenticate"].startswith("Bearer")
     assert right.status_code == 200
-    assert "frontservice_http_requests_total" in right.text
+    assert "frontservice_http_requests_total" in right.content.decode()
     assert health.status_code == 200  # the probes stay open
