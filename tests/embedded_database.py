@@ -34,7 +34,7 @@ TEST_SETTINGS = {
     # (with explicit thresholds) over jobs they made look stuck.
     "RECONCILE_STUCK_AFTER": "864000",
     "RECONCILE_REFRESH_AFTER": "864000",
-    # Webhooks (tests/api/test_webhooks.py): the tests' receiver listens on 127.0.0.1, which the
+    # Webhooks (tests/webhooks/): the tests' receiver listens on 127.0.0.1, which the
     # SSRF guard refuses unless allow-listed; every other non-public address stays refused.
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
     "WEBHOOK_TENANT_SECRETS": '{"webhook-tenant-with-own-secret": "tenant-secret-for-tests"}',

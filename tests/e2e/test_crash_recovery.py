@@ -18,9 +18,9 @@ from django.conf import settings
 
 from jobs.models import Job
 from orchestration.reconcile import reconcile
-from tests.conftest import wait_for_log
 from tests.support.api import submit, wait_for_status, wait_for_stored_status
 from tests.support.cluster import worker_pid_running
+from tests.support.stack import wait_for_log
 
 
 def _bring_back_lost_tasks():

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from jobs import staging
-from tests.conftest import REPO, Stack, api_argv, mongo_argv
 from tests.support.processes import free_port
+from tests.support.stack import REPO, Stack, api_argv, mongo_argv
 
 JOBS = 6
 

@@ -15,8 +15,8 @@ from django.conf import settings
 
 from frontservice.broker import process_broker
 from jobs.models import Job
-from tests.conftest import wait_for_log
 from tests.support.api import status_of, submit, wait_for_status
+from tests.support.stack import wait_for_log
 
 INPUT = b"Hello, World! abc-xyz 0123 \xc3\xa9\xff\x00 end"
 

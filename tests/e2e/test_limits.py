@@ -20,8 +20,8 @@ from django.conf import settings
 
 from jobs.models import Job
 from jobs.states import Status
-from tests.conftest import Stack, api_argv
 from tests.support.processes import free_port
+from tests.support.stack import Stack, api_argv
 
 MAX_INPUT_BYTES = 64 * 1024
 READ_LIMIT = 5

@@ -10,8 +10,8 @@ from bson.decimal128 import Decimal128
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from tests.conftest import mongo_argv
 from tests.support.processes import ManagedProcess, free_port, wait_for_port
+from tests.support.stack import mongo_argv
 
 
 @pytest.fixture(scope="module", params=["sqlite", "memory"])

@@ -16,7 +16,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tests.conftest import REPO
+from tests.support.stack import REPO
 
 # Everything these tests decide; the rest of the environment (database, staging) is inherited.
 _DECIDED = (

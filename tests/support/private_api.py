@@ -3,8 +3,8 @@
 import contextlib
 from collections.abc import Iterator
 
-from tests.conftest import REPO, api_argv
 from tests.support.processes import ManagedProcess, free_port
+from tests.support.stack import REPO, api_argv
 
 
 @contextlib.contextmanager
