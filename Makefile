@@ -31,18 +31,21 @@ run: $(STAMP)
 	JOB_PORT=$(JOB_PORT) DATA_DIR=$(DATA_DIR) scripts/run.sh
 
 ## The full suite: the in-process tests (the import layers' contracts among them), then
-## tests/e2e (real processes) once with the MongoDB broker and once with Redis (127.0.0.1:6379).
+## tests/e2e (real processes) with the MongoDB broker, and its broker-dependent tests again with
+## Redis (a server on 127.0.0.1:6379).
 test: $(STAMP)
 	$(MAKE) --no-print-directory test-inprocess test-e2e test-e2e-redis
 
+# Two pytest-xdist workers, each with its own embedded MongoDB, reference services and queue.
 test-inprocess: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
 
+# Only the tests whose outcome depends on the broker (marked `brokers`) run a second time.
 test-e2e-redis: $(STAMP)
-	TEST_BROKER=redis $(PY) -m pytest tests/e2e
+	TEST_BROKER=redis $(PY) -m pytest tests/e2e -m brokers
 
 ## Line and branch coverage of the whole suite, the processes it starts included (coverage.py).
 coverage: $(STAMP)

@@ -51,6 +51,10 @@ TEST_SETTINGS = {
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     global _server
+    if _distributes_to_workers(early_config):
+        # pytest-xdist's controller runs no test: each worker (a pytest session of its own)
+        # starts its own server, staging area and queue below, so workers never share state.
+        return (yield)
     work_dir = tempfile.mkdtemp(prefix="frontservice-tests-")
     os.environ.setdefault("FRONTSERVICE_VAR_DIR", work_dir)
     os.environ.setdefault("STAGING_DIR", os.path.join(work_dir, "staging"))
@@ -77,6 +81,14 @@ def pytest_load_initial_conftests(early_config, parser, args):
         wait_for_port(_server, port)
         os.environ["MONGODB_URI"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     return (yield)
+
+
+def _distributes_to_workers(early_config) -> bool:
+    """This process is pytest-xdist's controller (`-n N`), not one of its workers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return False
+    workers = getattr(early_config.known_args_namespace, "numprocesses", None)
+    return bool(workers) and workers != "0"
 
 
 def pytest_unconfigure(config):

@@ -15,6 +15,10 @@ from jobs import staging
 from tests.support.processes import free_port
 from tests.support.stack import REPO, Stack, api_argv, mongo_argv
 
+# What the broker does here (delivery, redelivery, acknowledgement) differs between MongoDB
+# and Redis: this file runs with each (make test-e2e, make test-e2e-redis).
+pytestmark = pytest.mark.brokers
+
 JOBS = 6
 
 
