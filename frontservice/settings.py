@@ -150,7 +150,7 @@ CSRF_FAILURE_VIEW = "jobs.api.errors.csrf_failure"
 
 # --- OpenAPI schema (drf-spectacular) ------------------------------------------------------
 # Served at /api/schema/ with the docs at /api/docs/ (frontservice/urls.py), both without a
-# token: they describe the API and hold no data. The descriptions live in jobs/schema.py.
+# token: they describe the API and hold no data. The descriptions live in jobs/api/schema.py.
 SPECTACULAR_SETTINGS = {
     "TITLE": "FrontService API",
     "VERSION": "1.0.0",
@@ -179,7 +179,7 @@ JWT_AUDIENCE = env_str("JWT_AUDIENCE", "frontservice")
 JWT_ISSUER = env_str("JWT_ISSUER", "")
 JWT_TENANT_CLAIM = env_str("JWT_TENANT_CLAIM", "tenantId")
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 30, minimum=0)
-# JWKS keys (jobs/tokens.py JWKSCache): the fetch timeout; the least time between two fetches,
+# JWKS keys (jobs/api/tokens.py JWKSCache): the fetch timeout; the least time between two fetches,
 # whatever asks (a token with an unknown kid, a retry after a failure); the age after which the
 # keys are refreshed in the background while the cached ones keep verifying.
 JWT_JWKS_TIMEOUT_SECONDS = env_float("JWT_JWKS_TIMEOUT_SECONDS", 3.0, minimum=0.1)
@@ -225,7 +225,7 @@ JOBSERVICE_URL = env_str("JOBSERVICE_URL", "http://127.0.0.1:8102")
 DOWNSTREAM_CONNECT_TIMEOUT = env_float("DOWNSTREAM_CONNECT_TIMEOUT", 3.05, minimum=0.1)
 DOWNSTREAM_READ_TIMEOUT = env_float("DOWNSTREAM_READ_TIMEOUT", 30.0, minimum=0.1)
 
-# Retries of one downstream call inside a task (orchestration/retry.py has the schedule).
+# Retries of one downstream call inside a task (frontservice/backoff.py has the schedule).
 DOWNSTREAM_RETRY_ATTEMPTS = env_int("DOWNSTREAM_RETRY_ATTEMPTS", 6, minimum=1)
 DOWNSTREAM_RETRY_BASE = env_float("DOWNSTREAM_RETRY_BASE", 0.5, minimum=0.0)
 DOWNSTREAM_RETRY_CAP = env_float("DOWNSTREAM_RETRY_CAP", 30.0, minimum=0.0)
@@ -308,7 +308,7 @@ WEBHOOK_URL_MAX_LENGTH = env_int("WEBHOOK_URL_MAX_LENGTH", 2048, minimum=16)
 WEBHOOK_DNS_TIMEOUT = env_float("WEBHOOK_DNS_TIMEOUT", 2.0, minimum=0.1)
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.05, minimum=0.1)
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0, minimum=0.1)
-# Attempts per event, over every task run, with orchestration/retry.py's full-jitter backoff
+# Attempts per event, over every task run, with frontservice/backoff.py's full-jitter backoff
 # between them; the waits of one task run end by WEBHOOK_RETRY_DEADLINE.
 WEBHOOK_RETRY_ATTEMPTS = env_int("WEBHOOK_RETRY_ATTEMPTS", 6, minimum=1)
 WEBHOOK_RETRY_BASE = env_float("WEBHOOK_RETRY_BASE", 1.0, minimum=0.0)
@@ -376,10 +376,10 @@ MAX_INPUT_BYTES = env_int("MAX_INPUT_BYTES", 2 * 1024**3, minimum=1)
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=1)
 
 # --- Limits (docs/api.md "Limits") --------------------------------------------------------------
-# Requests per owner (jobs/throttling.py), as "60/min" (s, min, hour, day); "0" or empty: off.
+# Requests per owner (jobs/api/throttling.py), as "60/min" (s, min, hour, day); "0" or empty: off.
 RATE_LIMIT_SUBMIT = env_rate("RATE_LIMIT_SUBMIT", "60/min")
 RATE_LIMIT_READ = env_rate("RATE_LIMIT_READ", "600/min")
-# Jobs not final yet per owner (jobs/limits.py); 0: no cap.
+# Jobs not final yet per owner (jobs/api/limits.py); 0: no cap.
 MAX_ACTIVE_JOBS_PER_OWNER = env_int("MAX_ACTIVE_JOBS_PER_OWNER", 100, minimum=0)
 # --- Listing and waiting (docs/api.md: listing, polling) ---------------
 # GET /api/v1/job: the page size when `limit` is not given, and the largest `limit` accepted.

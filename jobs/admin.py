@@ -251,7 +251,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send webhook again", permissions=["change"])
     def resend_selected_webhooks(self, request, queryset):
-        # Only FAILED webhooks are sent again, each as a new event (webhooks/retries.py).
+        # Only FAILED webhooks are sent again, each as a new event (webhooks/resend.py).
         by = f"admin:{request.user.get_username()}"
         outcomes = [
             webhook_resend(job, by=by, reason="from admin")

@@ -61,13 +61,13 @@ class Job(models.Model):
             # The reconciler's look for webhooks nobody is sending.
             models.Index(fields=["webhook_status", "updated_at"], name="job_webhook_status"),
             # Owner lookups: every API read filters on (tenant_id, sub) and the id or the date.
-            # The listing (jobs/listing.py) walks it in order, newest first, with the id as the
+            # The listing (jobs/api/listing.py) walks it in order, newest first, with the id as the
             # tie-break, so the id is in it: a page costs about a page of index entries.
             models.Index(
                 fields=["tenant_id", "sub", "-created_at", "-id"], name="job_owner_created_id"
             ),
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
-            # The per-owner cap on jobs not yet final counts by status (jobs/limits.py).
+            # The per-owner cap on jobs not yet final counts by status (jobs/api/limits.py).
             models.Index(fields=["tenant_id", "sub", "status"], name="job_owner_status"),
         ]
 

@@ -8,7 +8,7 @@ claims the webhook (compare-and-set on `webhook_claimed_at`), so two tasks for o
 send at once, and a claim older than Q_TIMEOUT (its task was killed) can be taken over.
 
 Each attempt is recorded on the WebhookDelivery, and attempts are counted over every task run:
-at most WEBHOOK_RETRY_ATTEMPTS per event, with orchestration/retry.py's capped, jittered
+at most WEBHOOK_RETRY_ATTEMPTS per event, with frontservice/backoff.py's capped, jittered
 backoff between them. 2xx: DELIVERED. 4xx other than 408/429, or a URL the SSRF guard now
 refuses: FAILED at once. Anything else is retried, then FAILED.
 

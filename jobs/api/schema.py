@@ -77,7 +77,7 @@ class JobPageSerializer(serializers.Serializer):
 
 
 # Problem codes that no ApiError class names: raised by DRF, by authentication or by Django's
-# own error handlers (jobs/errors.py). ApiError subclasses describe themselves.
+# own error handlers (jobs/api/errors.py). ApiError subclasses describe themselves.
 OTHER_PROBLEMS: dict[str, tuple[int, str]] = {
     "malformed_request": (400, "The multipart body cannot be parsed."),
     "not_authenticated": (401, "No `Authorization: Bearer <token>` header."),

@@ -27,7 +27,7 @@ class JobViewSet(viewsets.GenericViewSet):
     serializer_class = JobSerializer
     # Only multipart is parsed (to disk); raw bodies are streamed by jobs.api.uploads itself.
     parser_classes = [MultiPartParser]
-    # Per-owner rate limits (jobs/throttling.py), checked before the body is read: POST counts
+    # Per-owner rate limits (jobs/api/throttling.py), checked before the body is read: POST counts
     # against the `submit` rate (so does a cancel: both are writes), the listing, status and
     # output reads against the `read` rate (a status request held by `Prefer: wait` counts once).
     throttle_classes = [OwnerRateThrottle]
@@ -65,9 +65,9 @@ class JobViewSet(viewsets.GenericViewSet):
     def create(self, request):
         # A malformed Idempotency-Key is refused before a byte of the body is read.
         key = idempotency.key_from_request(request)
-        # So is a refused ?callback_url= (the SSRF guard, jobs/callbacks.py).
+        # So is a refused ?callback_url= (the SSRF guard, jobs/api/callbacks.py).
         callback_url = callbacks.callback_url_from_query(request)
-        # So is an owner at its cap of jobs not final yet (jobs/limits.py).
+        # So is an owner at its cap of jobs not final yet (jobs/api/limits.py).
         limits.check_active_jobs(owner=request.user, idempotency_key=key)
         upload = stage_request_body(request)
         try:

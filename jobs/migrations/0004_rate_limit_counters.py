@@ -1,4 +1,4 @@
-"""The rate-limit counters' collection (jobs/throttling.py), with a TTL index on expires_at.
+"""The rate-limit counters' collection (jobs/api/throttling.py), with a TTL index on expires_at.
 
 The counters have no model: each is one document updated with `$inc`. MongoDB removes a past
 window's counter once `expires_at` has passed (its TTL monitor runs about once a minute).
