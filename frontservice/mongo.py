@@ -4,7 +4,8 @@
   document as it was before, in a single atomic find_one_and_update;
 - appending to an array without reading it first (`push`): a webhook attempt;
 - a query that names its index (`find_ids`): the listing walks the owner index in order;
-- `distinct` on an index, and collections the ORM has no model for (the rate counters).
+- `distinct` on an index;
+- counters in a collection the ORM has no model for (`counter_increment`: the rate limits).
 
 Everything else goes through the ORM. Field names and values are translated the way the ORM
 does it (`column`, `to_db`), so these documents are the ORM's documents.
@@ -14,15 +15,11 @@ from django.db import connection
 from django.db.models import Model
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
 
 def collection(model: type[Model]) -> Collection:
     return connection.get_collection(model._meta.db_table)
-
-
-def collection_named(name: str) -> Collection:
-    """A collection without a model (created by a migration of its own)."""
-    return connection.get_collection(name)
 
 
 def column(model: type[Model], name: str) -> str:
@@ -93,3 +90,20 @@ def find_ids(model: type[Model], query: dict, *, sort: list, hint: str, limit: i
 def distinct(model: type[Model], name: str) -> list:
     """The distinct values of a field; walks an index that starts with it, where there is one."""
     return collection(model).distinct(column(model, name))
+
+
+def counter_increment(name: str, key: str, *, expires_at) -> int:
+    """Add one to the counter `key` of the collection `name` (made with `expires_at` for its TTL
+    index when it is the first), in one atomic update; the count after it."""
+    counters = connection.get_collection(name)
+    update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
+    try:
+        counter = counters.find_one_and_update(
+            {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
+        )
+    except DuplicateKeyError:
+        # The counter's first two increments raced to insert it; the other's insert won.
+        counter = counters.find_one_and_update(
+            {"_id": key}, update, return_document=ReturnDocument.AFTER
+        )
+    return counter["count"]

@@ -30,8 +30,6 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import caches
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 from rest_framework.throttling import BaseThrottle
 
 from frontservice import mongo
@@ -108,15 +106,4 @@ def _cache_hit(key: str, *, timeout: int) -> int:
 
 
 def _mongo_hit(key: str, *, expires_at: datetime) -> int:
-    collection = mongo.collection_named(COLLECTION)
-    update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
-    try:
-        counter = collection.find_one_and_update(
-            {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
-        )
-    except DuplicateKeyError:
-        # The window's first two requests raced to insert it; the other's insert won.
-        counter = collection.find_one_and_update(
-            {"_id": key}, update, return_document=ReturnDocument.AFTER
-        )
-    return counter["count"]
+    return mongo.counter_increment(COLLECTION, key, expires_at=expires_at)
