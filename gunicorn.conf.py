@@ -21,3 +21,30 @@ def child_exit(server, worker):
     from frontservice.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
+
+
+# gunicorn's own lines (starting, booting a worker, a timeout) through the application's
+# formatter (frontservice/request_log.py, LOG_FORMAT), so api.log is one JSON object per line.
+# The access line is the application's own; gunicorn's access log stays off.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "app": {
+            "()": "frontservice.request_log."
+            + ("PlainFormatter" if os.environ.get("LOG_FORMAT") == "plain" else "JsonFormatter")
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "app",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}

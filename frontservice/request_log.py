@@ -8,6 +8,11 @@ One JSON object per line. Fields given with ``extra=`` are included when they ar
 serialised: its repr would carry the query string. Nothing here reads headers or bodies, and the
 access line is built from the method, the route and the path alone, so no token and no input
 byte can reach a log.
+
+The logging context (``log_context``, ``log_bind``) carries fields every line of a unit of work
+shares: the request id of an API request, and, in a worker task or a reconciler pass over one
+job, the job id and the id of the request that created the job, so one id follows a job from the
+user's POST through every process that touches it.
 """
 
 import json
@@ -15,10 +20,13 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# Never mutated: each change sets a new dict, so a reset restores the fields of the outer scope.
+_context: ContextVar[dict] = ContextVar("log_context", default={})  # noqa: B039
 
 # An incoming X-Request-ID is kept only if it is short and harmless in a log line and a header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -43,10 +51,31 @@ def _fields(record: logging.LogRecord) -> dict:
         for key, value in vars(record).items()
         if key not in _RECORD_ATTRS and key not in _NEVER and isinstance(value, _PLAIN)
     }
-    request_id = request_id_var.get()
-    if request_id and "request_id" not in fields:
-        fields["request_id"] = request_id
+    for key, value in _context.get().items():
+        if value and key not in fields:
+            fields[key] = value
     return fields
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Add these fields to every log line written inside the block (this thread or task)."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def log_bind(**fields: str | None) -> None:
+    """Add these fields to the rest of the current context (the request's, the task's): a POST's
+    lines after the job is recorded, its access line among them, carry the job id."""
+    _context.set({**_context.get(), **fields})
+
+
+def current_request_id() -> str | None:
+    """The id of the request being answered (None outside a request)."""
+    return _context.get().get("request_id")
 
 
 class JsonFormatter(logging.Formatter):
@@ -99,8 +128,9 @@ class RequestLogMiddleware:
 
     def __call__(self, request):
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        token = request_id_var.set(request_id)
         started = time.perf_counter()
+        # A fresh context per request: nothing bound by a previous request on this thread.
+        token = _context.set({"request_id": request_id})
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
@@ -110,7 +140,7 @@ class RequestLogMiddleware:
             )
             return response
         finally:
-            request_id_var.reset(token)
+            _context.reset(token)
 
 
 def access_fields(request, status: int, started: float) -> dict:

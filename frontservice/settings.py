@@ -368,6 +368,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django.request logs a WARNING for every 4xx, beside the access line that already says it;
+    # its 5xx lines (with the traceback) stay.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }
 
 # Largest accepted input (413 above it). Declared lengths are refused before reading.

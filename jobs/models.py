@@ -55,6 +55,9 @@ class Job(models.Model):
     webhook_delivery_id = models.UUIDField(null=True, blank=True, default=None)
     # When a delivery task took the webhook on; a claim older than Q_TIMEOUT is a dead task's.
     webhook_claimed_at = models.DateTimeField(null=True, blank=True, default=None)
+    # The X-Request-ID of the POST that created the job (empty: created outside a request), so
+    # the user's request id finds every log line about the job (frontservice/request_log.py).
+    request_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         indexes = [

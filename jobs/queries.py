@@ -87,3 +87,10 @@ def select_jobs(
     # The longest-waiting first, so a --limit works through a backlog in order.
     jobs = jobs.order_by("updated_at", "pk")
     return jobs[:limit] if limit is not None else jobs
+
+
+def job_log_fields(job_id: uuid.UUID | str) -> dict[str, str]:
+    """What every log line about a job carries outside the request that created it: its id and
+    that request's id (empty for a job created outside a request, or gone)."""
+    request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
+    return {"job_id": str(job_id), "request_id": request_id or ""}

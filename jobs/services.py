@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from frontservice import metrics, mongo
+from frontservice.request_log import current_request_id, log_bind
 from jobs import staging
 from jobs.models import Job, WebhookStatus
 from jobs.signals import job_created, job_status_changed
@@ -45,6 +46,9 @@ def job_create(
         input_size=size,
         callback_url=callback_url,
         base_url=base_url,
+        # The id the user got back in X-Request-ID: the worker's, reconciler's and webhooks'
+        # log lines about this job carry it (orchestration/tasks.py, webhooks/tasks.py).
+        request_id=current_request_id() or "",
     )
     # The staged file is named after the job before the job exists, so a worker never sees
     # a job whose input is not in place yet.
@@ -54,11 +58,21 @@ def job_create(
     except BaseException:
         staging.discard(job.id)
         raise
+    # MongoDB keeps milliseconds: the answer to the POST shows the times every later read shows.
+    job.created_at = _as_stored(job.created_at)
+    job.updated_at = _as_stored(job.updated_at)
+    # The rest of this request's log lines (its access line among them) name the job.
+    log_bind(job_id=str(job.id))
     metrics.job_created()
     # If enqueueing fails the job stays CREATED and the reconciler finds it by its age; the
     # user still gets their 202 and their job id.
     job_created.send(sender=Job, job=job)
     return job
+
+
+def _as_stored(at: datetime) -> datetime:
+    """A time as BSON stores it: to the millisecond, the rest cut off."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def job_transition(

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from frontservice.request_log import log_context
 from jobs import staging
 from jobs.models import Job
 from jobs.services import jobs_claim_idle
@@ -73,17 +74,21 @@ def reconcile(
     deadline = time.monotonic() + budget
     report = Report()
     claim = {"now": now, "limit": limit, "deadline": deadline}
+    # Each job's lines carry its id and its creating request's (frontservice/request_log.py).
     for job in jobs_claim_idle(Status.CREATED, Status.STORED, idle_for=stuck_after, **claim):
-        logger.warning(
-            "job %s: stuck in %s since %s; enqueued again", job.id, job.status, job.updated_at
-        )
-        enqueue_orchestration(job.id)
+        with log_context(job_id=str(job.id), request_id=job.request_id):
+            logger.warning(
+                "job %s: stuck in %s since %s; enqueued again", job.id, job.status, job.updated_at
+            )
+            enqueue_orchestration(job.id)
         report.requeued.append(str(job.id))
     for job in jobs_claim_idle(Status.SUBMITTED, idle_for=refresh_after, **claim):
-        job_refresh(job)
+        with log_context(job_id=str(job.id), request_id=job.request_id):
+            job_refresh(job)
         report.refreshed.append(str(job.id))
     for job in jobs_claim_idle(Status.CANCELLING, idle_for=refresh_after, **claim):
-        job_cancel_downstream(job)
+        with log_context(job_id=str(job.id), request_id=job.request_id):
+            job_cancel_downstream(job)
         report.cancel_retried.append(str(job.id))
     if time.monotonic() < deadline:
         report.staged_removed = staging_cleanup(now=now)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from frontservice.request_log import log_context
 from jobs.models import WebhookStatus
 from jobs.services import jobs_claim_idle
 from jobs.states import FINAL
@@ -46,8 +47,9 @@ def webhooks_reconcile(
         deadline=time.monotonic() + budget,
         where=unsent,
     ):
-        logger.warning("job %s: webhook pending and not being sent; enqueued again", job.id)
-        enqueue_webhook(job.id)
+        with log_context(job_id=str(job.id), request_id=job.request_id):
+            logger.warning("job %s: webhook pending and not being sent; enqueued again", job.id)
+            enqueue_webhook(job.id)
         enqueued.append(str(job.id))
     if enqueued:
         logger.info("reconcile: %d webhooks enqueued", len(enqueued))

@@ -4,6 +4,7 @@ tests/frontservice/test_request_log.py; here, that no process of the stack write
 input byte anywhere, whatever logs it.
 """
 
+import json
 import uuid
 
 import requests
@@ -40,3 +41,15 @@ def test_tokens_and_input_bytes_never_reach_a_process_log(stack, alice):
         assert token.encode() not in log, process.name
         assert body not in log, process.name
         assert body.upper() not in log, process.name  # the output neither
+
+
+def test_the_apis_log_is_one_json_object_per_line_gunicorns_own_lines_included(stack, alice):
+    refused = requests.get(f"{stack.api}/api/v1/job/{uuid.uuid4()}/status", timeout=10)
+    assert refused.status_code == 401
+
+    lines = stack.processes["api"].log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    assert any(record["logger"] == "gunicorn.error" for record in records)
+    # One line for the refused request: the access line, no django.request WARNING beside it.
+    about_it = [r for r in records if r.get("request_id") == refused.headers["X-Request-ID"]]
+    assert [record["logger"] for record in about_it] == ["frontservice.access"]

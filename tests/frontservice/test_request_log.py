@@ -9,12 +9,18 @@ read in tests/e2e/test_logging.py.
 import json
 import logging
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from frontservice.request_log import JsonFormatter, PlainFormatter
-from tests.support.inprocess import submit, wait_for_status
+from jobs.models import Job
+from orchestration.reconcile import reconcile
+from tests.support.inprocess import run_tasks, submit, wait_for_status
+from tests.support.inprocess_webhooks import finish_and_deliver, post_job
+from tests.support.webhooks import Receiver
 
 
 class Lines(logging.Handler):
@@ -149,3 +155,93 @@ def test_tokens_and_input_bytes_never_reach_a_log(api, alice, log):
         assert token not in text
         assert body.decode() not in text
         assert body.upper().decode() not in text  # the output neither
+
+
+# --- One request id follows a job ------------------------------------------------------------
+
+
+def _about(log, job_id: str) -> list[dict]:
+    return log.json(lambda line: line.get("job_id") == job_id)
+
+
+def test_the_posts_access_line_names_the_job_and_the_job_keeps_the_request_id(api, alice, log):
+    request_id = f"post-{uuid.uuid4().hex}"
+
+    response = api.submit(alice, b"follow me", headers={"X-Request-ID": request_id})
+
+    job_id = response.json()["id"]
+    [access] = log.json(
+        lambda line: line.get("event") == "request" and line.get("request_id") == request_id
+    )
+    assert (access["route"], access["status"], access["job_id"]) == ("job-list", 202, job_id)
+    assert Job.objects.get(pk=job_id).request_id == request_id
+
+
+def test_the_workers_lines_about_a_job_carry_the_request_id_that_created_it(
+    api, services, alice, log
+):
+    request_id = f"post-{uuid.uuid4().hex}"
+    job_id = api.submit(alice, b"work", headers={"X-Request-ID": request_id}).json()["id"]
+    before = len(log.lines)
+
+    run_tasks()  # the orchestration task: store, then submit
+
+    worker = [json.loads(line) for line in log.lines[before:]]
+    changes = [line for line in worker if line.get("event") == "job_status"]
+    assert {(line["from"], line["to"]) for line in changes} == {
+        ("CREATED", "STORED"),
+        ("STORED", "SUBMITTED"),
+    }
+    about_the_job = [line for line in worker if line.get("job_id") == job_id]
+    assert about_the_job and all(line["request_id"] == request_id for line in about_the_job)
+
+
+def test_the_reconcilers_lines_about_a_job_carry_its_ids(api, services, alice, log):
+    request_id = f"post-{uuid.uuid4().hex}"
+    job_id = api.submit(alice, b"lost task", headers={"X-Request-ID": request_id}).json()["id"]
+    run_tasks()  # its task ran; now pretend it was lost long ago (an era no other test uses)
+    era = timedelta(days=30 * 365)
+    Job.objects.filter(pk=job_id).update(
+        status="CREATED", updated_at=timezone.now() - era, checked_at=None
+    )
+    before = len(log.lines)
+
+    report = reconcile(
+        stuck_after=timedelta(minutes=5), now=timezone.now() - era + timedelta(hours=1)
+    )
+
+    assert report.requeued == [job_id]
+    [stuck] = [
+        json.loads(line) for line in log.lines[before:] if "stuck in" in json.loads(line)["msg"]
+    ]
+    assert (stuck["job_id"], stuck["request_id"]) == (job_id, request_id)
+    run_tasks()
+
+
+def test_the_webhooks_lines_carry_the_job_and_request_ids(api, services, alice, log):
+    receiver = Receiver().start()
+    try:
+        request_id = f"post-{uuid.uuid4().hex}"
+        response = post_job(
+            api, alice, callback_url=receiver.url(), headers={"X-Request-ID": request_id}
+        )
+        job_id = response.json()["id"]
+        finish_and_deliver(api, alice, job_id)
+    finally:
+        receiver.stop()
+
+    delivered = [line for line in _about(log, job_id) if "webhook" in line["msg"]]
+    assert delivered and all(line["request_id"] == request_id for line in delivered)
+
+
+def test_a_refused_request_logs_one_line(api, alice, log):
+    request_id = f"missing-{uuid.uuid4().hex}"
+
+    response = api.get(
+        f"/api/v1/job/{uuid.uuid4()}/status", alice, headers={"X-Request-ID": request_id}
+    )
+
+    assert response.status_code == 404
+    lines = log.json(lambda line: line.get("request_id") == request_id and line["level"] != "DEBUG")
+    # The access line says 404; django.request's WARNING would say it a second time.
+    assert [line["logger"] for line in lines] == ["frontservice.access"]
