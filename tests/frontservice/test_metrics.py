@@ -99,3 +99,22 @@ def test_metrics_token_is_required_when_set(api, settings):
     assert right.status_code == 200
     assert "frontservice_http_requests_total" in right.content.decode()
     assert health.status_code == 200  # the probes stay open
+
+
+def test_requests_held_by_prefer_wait_are_measured_apart(api, alice):
+    job_id = submit(api, alice, b"held")["id"]
+    wait_for_status(api, alice, job_id, {"EXECUTION_COMPLETED"})
+    labels = {"route": "job-status", "method": "GET"}
+    before = _scrape(api)
+
+    held = api.status_of(alice, job_id, headers={"Prefer": "wait=5"})
+    plain = api.status_of(alice, job_id)
+    after = _scrape(api)
+
+    assert held["Preference-Applied"] == "wait=5" and not plain.has_header("Preference-Applied")
+
+    def moved(name):
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert moved("frontservice_http_held_request_duration_seconds_count") == 1
+    assert moved("frontservice_http_request_duration_seconds_count") == 1

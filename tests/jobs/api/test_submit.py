@@ -110,3 +110,16 @@ def test_a_body_that_is_invalid_json_is_still_just_an_input(api, alice):
     assert response.status_code == 202
     job = Job.objects.get(pk=response.json()["id"])
     assert job.content_type == "application/json" and job.input_size == 12
+
+
+def test_its_times_are_the_ones_every_later_answer_shows(api, alice):
+    created = submit(api, alice, b"what time is it")
+
+    later = api.status_of(alice, created["id"]).json()  # no task ran: still CREATED
+
+    # MongoDB keeps milliseconds; the POST's answer is cut to them before it is sent.
+    assert later["status"] == "CREATED"
+    assert (created["created_at"], created["updated_at"]) == (
+        later["created_at"],
+        later["updated_at"],
+    )
