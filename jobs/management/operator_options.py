@@ -1,5 +1,6 @@
-"""What the operator commands (`retry_jobs`, `retry_webhooks`) share: option types, their
-common options, who is acting, ids the filters left out, and the report they print."""
+"""What the operator commands share: option types (every duration and job id is read the same
+way by `retry_jobs`, `retry_webhooks`, `reconcile` and `jobs_summary`), the common options, who
+is acting, ids the filters left out, and the report they print."""
 
 import argparse
 import getpass
@@ -11,17 +12,40 @@ from django.core.management.base import CommandError
 
 from jobs.models import Job
 
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+DURATION_HELP = "90s, 15m, 2h, 7d, or seconds"
 
 
 def duration(text: str) -> timedelta:
+    """A duration as every operator command takes it: 90s, 15m, 2h, 7d, or plain seconds (90)."""
     match = _DURATION.fullmatch(text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration: a whole number and s, m, h or d, like 30m, 2h or 1d"
+            f"{text!r} is not a duration: a number and s, m, h or d (90s, 15m, 2h, 7d), or "
+            "plain seconds"
         )
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    return timedelta(**{_UNITS[match[2]]: float(match[1])})
+
+
+def add_job_ids_argument(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """Job ids as positional arguments; `--job ID...` is the same (the older spelling)."""
+    parser.add_argument("job_ids", nargs="*", type=job_id, metavar="JOB_ID", help=help)
+    parser.add_argument(
+        "--job",
+        dest="more_job_ids",
+        nargs="+",
+        action="extend",
+        type=job_id,
+        default=[],
+        metavar="JOB_ID",
+        help="the same as giving the ids as arguments",
+    )
+
+
+def job_ids_given(options: dict) -> list[uuid.UUID]:
+    """The ids given either way, once each, in the order given."""
+    return list(dict.fromkeys([*options["job_ids"], *options["more_job_ids"]]))
 
 
 def job_id(text: str) -> uuid.UUID:

@@ -16,6 +16,7 @@ from django_q.signing import SignedPackage
 
 from frontservice.broker import process_broker
 from jobs import staging
+from jobs.management.operator_options import DURATION_HELP, duration
 from jobs.models import IdempotencyKey, Job
 from jobs.states import Status
 
@@ -38,17 +39,17 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--stuck-after",
-            type=float,
-            metavar="S",
-            help="CREATED/STORED unchanged this many seconds is stuck "
+            type=duration,
+            metavar="AGE",
+            help=f"CREATED/STORED unchanged this long is stuck: {DURATION_HELP} "
             "(default: RECONCILE_STUCK_AFTER)",
         )
         parser.add_argument(
             "--refresh-after",
-            type=float,
-            metavar="S",
-            help="SUBMITTED/CANCELLING unchanged this many seconds is overdue for a refresh "
-            "(default: RECONCILE_REFRESH_AFTER)",
+            type=duration,
+            metavar="AGE",
+            help=f"SUBMITTED/CANCELLING unchanged this long is overdue for a refresh: "
+            f"{DURATION_HELP} (default: RECONCILE_REFRESH_AFTER)",
         )
 
     def handle(self, *args, **options):
@@ -63,8 +64,8 @@ class Command(BaseCommand):
             self.stdout.write("\n".join(_text(summary)))
 
 
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value
+def _or(value: timedelta | None, default: float) -> float:
+    return default if value is None else value.total_seconds()
 
 
 def jobs_summary(*, tenant: str | None, stuck_after: float, refresh_after: float) -> dict:

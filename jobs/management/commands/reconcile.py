@@ -1,7 +1,6 @@
-from datetime import timedelta
-
 from django.core.management.base import BaseCommand
 
+from jobs.management.operator_options import DURATION_HELP, duration
 from orchestration.reconcile import reconcile
 from webhooks.reconcile import webhooks_reconcile
 
@@ -15,24 +14,31 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--stuck-after", type=float, help="seconds (default: RECONCILE_STUCK_AFTER)"
+            "--stuck-after",
+            type=duration,
+            metavar="AGE",
+            help=f"{DURATION_HELP} (default: RECONCILE_STUCK_AFTER)",
         )
         parser.add_argument(
             "--refresh-after",
-            type=float,
-            help="seconds, for SUBMITTED and CANCELLING jobs (default: RECONCILE_REFRESH_AFTER)",
+            type=duration,
+            metavar="AGE",
+            help=f"{DURATION_HELP}, for SUBMITTED and CANCELLING jobs "
+            "(default: RECONCILE_REFRESH_AFTER)",
         )
         parser.add_argument(
-            "--webhook-after", type=float, help="seconds (default: RECONCILE_STUCK_AFTER)"
+            "--webhook-after",
+            type=duration,
+            metavar="AGE",
+            help=f"{DURATION_HELP} (default: RECONCILE_STUCK_AFTER)",
         )
 
     def handle(self, *args, **options):
         # The worker tier's pass, then the webhooks' (each app reconciles what it owns).
         report = reconcile(
-            stuck_after=_delta(options["stuck_after"]),
-            refresh_after=_delta(options["refresh_after"]),
+            stuck_after=options["stuck_after"], refresh_after=options["refresh_after"]
         )
-        webhooks = webhooks_reconcile(webhook_after=_delta(options["webhook_after"]))
+        webhooks = webhooks_reconcile(webhook_after=options["webhook_after"])
         self.stdout.write(f"{report}, {len(webhooks)} webhooks enqueued")
         for job_id in report.requeued:
             self.stdout.write(f"requeued  {job_id}")
@@ -42,7 +48,3 @@ class Command(BaseCommand):
             self.stdout.write(f"cancel retried {job_id}")
         for job_id in webhooks:
             self.stdout.write(f"webhook   {job_id}")
-
-
-def _delta(seconds: float | None) -> timedelta | None:
-    return None if seconds is None else timedelta(seconds=seconds)

@@ -3,8 +3,10 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.management.operator_options import (
+    DURATION_HELP,
     add_common_arguments,
-    job_id,
+    add_job_ids_argument,
+    job_ids_given,
     operator,
     report,
     unselected,
@@ -29,12 +31,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "job_ids",
-            nargs="*",
-            type=job_id,
-            metavar="JOB_ID",
-            help="these jobs, whatever their status (the other filters still apply)",
+        add_job_ids_argument(
+            parser, help="these jobs, whatever their status (the other filters still apply)"
         )
         parser.add_argument(
             "--status",
@@ -48,13 +46,13 @@ class Command(BaseCommand):
         )
         add_common_arguments(
             parser,
-            older_than_help="select jobs unchanged for at least this long: 30s, 30m, 2h, 1d",
+            older_than_help=f"select jobs unchanged for at least this long: {DURATION_HELP}",
             acting="retrying",
             default_reason="retried with manage.py retry_jobs",
         )
 
     def handle(self, *args, **options):
-        ids = list(dict.fromkeys(options["job_ids"]))  # once each, in the order given
+        ids = job_ids_given(options)
         statuses = options["status"] or ([] if ids else DEFAULT_STATUSES)
         older_than = options["older_than"]
         in_flight = sorted(set(statuses) & REQUEUE)

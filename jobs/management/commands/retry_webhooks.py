@@ -4,8 +4,10 @@ from django.core.management.base import BaseCommand
 from django.db.models import Q
 
 from jobs.management.operator_options import (
+    DURATION_HELP,
     add_common_arguments,
-    job_id,
+    add_job_ids_argument,
+    job_ids_given,
     operator,
     report,
     unselected,
@@ -21,31 +23,25 @@ class Command(BaseCommand):
     help = (
         "Send failed completion webhooks again, each as a new event (a new "
         "X-FrontService-Delivery id, attempts counted afresh), recording who and why in each "
-        "job's history. Without --job, selects the jobs whose webhook is FAILED."
+        "job's history. Without job ids, selects the jobs whose webhook is FAILED."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--job",
-            dest="job_ids",
-            nargs="+",
-            action="extend",
-            type=job_id,
-            default=[],
-            metavar="JOB_ID",
+        add_job_ids_argument(
+            parser,
             help="these jobs, whatever their webhook's status (the other filters still apply; "
             "only FAILED webhooks are sent, the others are listed as skipped, with the reason)",
         )
         add_common_arguments(
             parser,
             older_than_help="select jobs unchanged for at least this long (final, or last sent "
-            "again, that long ago): 30s, 30m, 2h, 1d",
+            "again, that long ago): " + DURATION_HELP,
             acting="sending",
             default_reason="with manage.py retry_webhooks",
         )
 
     def handle(self, *args, **options):
-        ids = list(dict.fromkeys(options["job_ids"]))  # once each, in the order given
+        ids = job_ids_given(options)
         by = operator(options["by"])
         dry_run = options["dry_run"]
 

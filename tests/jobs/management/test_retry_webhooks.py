@@ -184,3 +184,15 @@ def test_older_than_and_limit_select_the_longest_failed_first(alice, make_job):
 def test_it_refuses_bad_options(args, message):
     with pytest.raises(CommandError, match=message):
         retry_webhooks(*args)
+
+
+def test_job_ids_are_arguments_like_retry_jobs_takes_them(services, alice, make_job):
+    delivered = make_job(alice, WebhookStatus.DELIVERED)
+    failed = make_job(alice, WebhookStatus.FAILED)
+
+    output = retry_webhooks(delivered.id, "--job", failed.id, "--dry-run")
+
+    assert [(row[0], row[4]) for row in rows(output)] == [
+        (str(delivered.id), "skip"),
+        (str(failed.id), "resend"),
+    ]
