@@ -91,7 +91,7 @@ def check_url(url: str, *, resolve: Resolver | None = None) -> Target:
         reason = address_refusal(ipaddress.ip_address(address), host=host)
         if reason:
             what = f"{address} is" if address == host else f"{host} resolves to {address},"
-            raise RefusedURL(f"{what} a {reason} address; callbacks must reach a public address.")
+            raise RefusedURL(f"{what} a {reason} address; {_allowed_only(reason)}")
     return Target(
         scheme=scheme,
         host=host,
@@ -193,6 +193,18 @@ def _non_public(address: IPAddress) -> str | None:
     if not address.is_global:
         return "non-public"
     return None
+
+
+def _allowed_only(reason: str) -> str:
+    """What would make the address usable: the settings, unless nothing can (cloud metadata).
+    Named in the refusal, so whoever runs the service (a developer's `make run` on loopback)
+    knows which setting allows its own receiver."""
+    if reason == "cloud metadata":
+        return "callbacks must reach a public address."
+    return (
+        "callbacks must reach a public address, or a host or network the operator allows "
+        "(WEBHOOK_ALLOWED_HOSTS, WEBHOOK_ALLOWED_NETWORKS)."
+    )
 
 
 def _host_allowed(host: str) -> bool:

@@ -37,7 +37,8 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": (
                 "A JWT signed with the configured key and algorithm, carrying `exp`, `aud`, "
-                "`sub` and the tenant claim. A job belongs to its (tenant, `sub`)."
+                "`sub` and the tenant claim. A job belongs to its (tenant, `sub`). From your "
+                "identity provider; in development, `python manage.py issue_token`."
             ),
         }
 
@@ -495,6 +496,10 @@ _INTRO = """\
 Submit a job's input, poll its status, fetch its output. Every job endpoint needs
 `Authorization: Bearer <JWT>` (use "Authorize"), and a job is only ever visible to its owner
 (tenant, `sub`): another owner's job is 404 `job_not_found`.
+
+Getting a token: in production, from your identity provider (the one FrontService trusts, with
+this service as the audience). On a development setup (`make run`), `make token` prints one, or
+`python manage.py issue_token --tenant acme --sub alice`; paste it into "Authorize".
 
 Every error is `application/problem+json` (RFC 9457) with a stable `code`:
 

@@ -159,3 +159,18 @@ def test_no_allow_list_opens_a_metadata_address(settings):
         ssrf.check_url("http://metadata.internal/", resolve=resolver("169.254.169.254"))
     with pytest.raises(ssrf.RefusedURL, match="cloud metadata"):
         ssrf.check_url("http://169.254.169.254/latest/meta-data/")
+
+
+def test_the_refusal_names_the_settings_that_allow_a_private_address():
+    with pytest.raises(ssrf.RefusedURL) as refused:
+        ssrf.check_url("http://10.1.2.3/hook")
+
+    assert "WEBHOOK_ALLOWED_NETWORKS" in str(refused.value)
+    assert "WEBHOOK_ALLOWED_HOSTS" in str(refused.value)
+
+
+def test_a_cloud_metadata_refusal_names_no_setting_that_cannot_allow_it():
+    with pytest.raises(ssrf.RefusedURL) as refused:
+        ssrf.check_url("http://169.254.169.254/latest/meta-data/")
+
+    assert "WEBHOOK_ALLOWED" not in str(refused.value)

@@ -316,3 +316,11 @@ def test_status_describes_retry_after_and_prefer_wait(schema):
     (prefer,) = [p for p in operation["parameters"] if p["name"] == "Prefer"]
     assert prefer["in"] == "header" and not prefer.get("required")
     assert {"Retry-After", "Preference-Applied"} <= set(operation["responses"]["200"]["headers"])
+
+
+def test_the_docs_say_how_to_get_a_token(schema):
+    description = schema["info"]["description"]
+
+    assert "manage.py issue_token" in description
+    assert "identity provider" in description
+    assert "issue_token" in schema["components"]["securitySchemes"]["bearerAuth"]["description"]
