@@ -15,7 +15,7 @@ export JOBSERVICE_URL  ?= http://127.0.0.1:$(JOB_PORT)
 export MONGODB_URI     ?= mongodb://127.0.0.1:$(MONGO_PORT)/?directConnection=true
 
 .PHONY: install run test test-inprocess test-e2e test-e2e-redis lint lint-imports format \
-        coverage migrate mongo blobservice jobservice worker api token bench clean
+        coverage migrate mongo blobservice jobservice worker api token manage bench clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,9 @@ run: $(STAMP)
 
 ## The full suite: the in-process tests (the import layers' contracts among them), then
 ## tests/e2e (real processes) with the MongoDB broker, and its broker-dependent tests again with
-## Redis (a server on 127.0.0.1:6379).
+## Redis (the one on 127.0.0.1:6379, or one started for the run if redis-server is installed).
 test: $(STAMP)
+	@scripts/with_redis.sh --check
 	$(MAKE) --no-print-directory test-inprocess test-e2e test-e2e-redis
 
 # Two pytest-xdist workers, each with its own embedded MongoDB, reference services and queue.
@@ -44,8 +45,9 @@ test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
 
 # Only the tests whose outcome depends on the broker (marked `brokers`) run a second time.
+# Redis: REDIS_URL, a server on 127.0.0.1:6379, or one started for the run (scripts/with_redis.sh).
 test-e2e-redis: $(STAMP)
-	TEST_BROKER=redis $(PY) -m pytest tests/e2e -m brokers
+	TEST_BROKER=redis scripts/with_redis.sh $(PY) -m pytest tests/e2e -m brokers
 
 ## Line and branch coverage of the whole suite, the processes it starts included (coverage.py).
 coverage: $(STAMP)
@@ -86,6 +88,14 @@ worker: $(STAMP)
 
 api: $(STAMP)
 	$(PY) -m gunicorn frontservice.wsgi --config gunicorn.conf.py --bind 127.0.0.1:$(API_PORT)
+
+## Any manage.py command on what `make run` started: `make manage ARGS="retry_jobs --dry-run"`.
+## The settings read its addresses from $(DATA_DIR)/run.env; the Makefile's own defaults for them
+## are dropped here so they do not hide it (a value given in the environment still wins).
+MANAGE_UNSET := $(foreach v,MONGODB_URI BLOBSERVICE_URL JOBSERVICE_URL,\
+                  $(if $(filter file,$(origin $(v))),-u $(v)))
+manage: $(STAMP)
+	@env $(MANAGE_UNSET) FRONTSERVICE_VAR_DIR=$(DATA_DIR) $(PY) manage.py $(ARGS)
 
 token: $(STAMP)
 	@$(PY) manage.py issue_token --tenant $${TENANT:-acme} --sub $${SUB:-alice}

@@ -1,7 +1,8 @@
 """Settings from the environment, through helpers that fail loudly.
 
 Every variable may also be given as ``NAME_FILE`` (a path whose content is the value), so
-secrets can come from mounted files instead of the process environment.
+secrets can come from mounted files instead of the process environment. In development, a value
+set neither way may come from the run file `make run` writes (``read_run_file``).
 """
 
 import os
@@ -12,6 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 _REQUIRED = object()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# What `make run` chose (its ports, so the database's and the services' URLs), read by the
+# development settings: every `manage.py` command then works on whatever `make run` started.
+_run_file_values: dict[str, str] = {}
 
 
 def _raw(name: str) -> str | None:
@@ -23,7 +27,20 @@ def _raw(name: str) -> str | None:
             return Path(file_name).read_text().strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc}") from exc
-    return None
+    return _run_file_values.get(name)
+
+
+def read_run_file(path: Path) -> None:
+    """Take NAME=value lines from `path` (if it exists) as values under the environment's."""
+    _run_file_values.clear()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return
+    for line in text.splitlines():
+        name, equals, value = line.partition("=")
+        if equals and name.strip() and not name.lstrip().startswith("#"):
+            _run_file_values[name.strip()] = value.strip()
 
 
 def env_str(name: str, default=_REQUIRED) -> str:
@@ -77,7 +94,8 @@ def env_list(name: str, default=_REQUIRED) -> list[str]:
 
 
 def env_is_set(name: str) -> bool:
-    """Whether NAME (or NAME_FILE) is in the environment: given on purpose, not defaulted."""
+    """Whether NAME (or NAME_FILE) is in the environment: given on purpose, not defaulted (nor
+    taken from the run file)."""
     return name in os.environ or bool(os.environ.get(f"{name}_FILE"))
 
 

@@ -18,6 +18,7 @@ from frontservice.env import (
     env_list,
     env_rate,
     env_str,
+    read_run_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +32,12 @@ if FRONTSERVICE_ENV not in ("development", "production"):
         f"FRONTSERVICE_ENV={FRONTSERVICE_ENV!r} must be 'development' or 'production'."
     )
 PRODUCTION = FRONTSERVICE_ENV == "production"
+# `make run` writes the addresses it chose here (scripts/run.sh) and removes the file when it
+# stops; in development the settings take them where the environment says nothing, so a
+# `manage.py` command finds what `make run` started. Production never reads it.
+RUN_FILE = VAR_DIR / "run.env"
+if not PRODUCTION:
+    read_run_file(RUN_FILE)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Every development default of a secret starts with "dev-only-"; production refuses such values.

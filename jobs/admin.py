@@ -26,6 +26,9 @@ from orchestration.resend import job_resend
 from webhooks.models import WebhookDelivery
 from webhooks.resend import webhook_resend
 
+# "View site" at the top of every admin page: the API's documentation, not a 404 at `/`.
+admin.site.site_url = "/api/docs/"
+
 # The tenant filter lists this many tenants (alphabetically); any other is one search away.
 TENANT_FILTER_LIMIT = 50
 # One action call refreshes at most this many jobs: each is a JobService call inside the
@@ -95,7 +98,12 @@ class TenantFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "tenant_id", "sub", "status", "created_at", "updated_at", "attempts")
+    # A laptop screen beside the filters: the id's first 8 characters (the whole id is on the
+    # job's page and found by the search), times to the second.
+    list_display = ("short_id", "tenant_id", "sub", "status", "created", "updated", "attempts")
+    # The job's API document needs the owner's token, so a link to it from the admin would be a
+    # 401; the admin's own page shows the whole job.
+    view_on_site = False
     # created_at: Django's date ranges (today, past 7 days, this month, this year). The date
     # hierarchy works on this backend too, but costs a $group over the jobs on every page.
     list_filter = ("status", TenantFilter, "created_at")
@@ -160,6 +168,18 @@ class JobAdmin(admin.ModelAdmin):
         if obj is not None:
             return False
         return super().has_change_permission(request)
+
+    @admin.display(description="id", ordering="pk")
+    def short_id(self, job: Job) -> str:
+        return format_html('<span title="{}">{}</span>', job.id, str(job.id)[:8])
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created(self, job: Job) -> str:
+        return _second(job.created_at)
+
+    @admin.display(description="updated (UTC)", ordering="updated_at")
+    def updated(self, job: Job) -> str:
+        return _second(job.updated_at)
 
     def get_search_results(self, request, queryset, search_term):
         try:
@@ -236,10 +256,15 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected jobs", permissions=["change"])
     def retry_selected_jobs(self, request, queryset):
         by = f"admin:{request.user.get_username()}"
-        outcomes = [
-            job_resend(job, by=by, reason="retried from admin")
-            for job in queryset.order_by("updated_at", "pk")
-        ]
+        jobs = list(queryset.order_by("updated_at", "pk"))
+        outcomes = [job_resend(job, by=by, reason="retried from admin") for job in jobs]
+        self._log_actions(
+            request,
+            jobs,
+            outcomes,
+            done=("retry", "requeue"),
+            message=lambda o: f"{o.action} from admin: {o.from_status} -> {o.to_status}",
+        )
         actions = Counter(outcome.action for outcome in outcomes)
         self.message_user(
             request,
@@ -253,10 +278,15 @@ class JobAdmin(admin.ModelAdmin):
     def resend_selected_webhooks(self, request, queryset):
         # Only FAILED webhooks are sent again, each as a new event (webhooks/resend.py).
         by = f"admin:{request.user.get_username()}"
-        outcomes = [
-            webhook_resend(job, by=by, reason="from admin")
-            for job in queryset.order_by("updated_at", "pk")
-        ]
+        jobs = list(queryset.order_by("updated_at", "pk"))
+        outcomes = [webhook_resend(job, by=by, reason="from admin") for job in jobs]
+        self._log_actions(
+            request,
+            jobs,
+            outcomes,
+            done=("resend",),
+            message=lambda o: f"webhook sent again from admin (delivery {o.delivery_id})",
+        )
         sent = sum(outcome.action == "resend" for outcome in outcomes)
         skipped = len(outcomes) - sent
         self.message_user(
@@ -265,6 +295,13 @@ class JobAdmin(admin.ModelAdmin):
             messages.SUCCESS if not skipped else messages.WARNING,
         )
         self._skip_reasons(request, outcomes)
+
+    def _log_actions(self, request, jobs, outcomes, *, done: tuple[str, ...], message) -> None:
+        # Django's admin log, so the job's History page shows who did what from here (the job's
+        # own status history has the transitions themselves). Skipped jobs were not acted on.
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome.action in done:
+                self.log_change(request, job, message(outcome))
 
     def _skip_reasons(self, request, outcomes) -> None:
         # One line per reason, not per job: a page of identical skips says nothing more.
@@ -281,7 +318,9 @@ class JobAdmin(admin.ModelAdmin):
         for job in jobs[:REFRESH_LIMIT]:
             # job_refresh compares and sets like every status change, and keeps the job as it
             # is when JobService cannot be reached (logged).
-            changed[job_refresh(job).status] += 1
+            status = job_refresh(job).status
+            changed[status] += 1
+            self.log_change(request, job, f"refreshed from JobService: {status}")
         refreshed = min(len(jobs), REFRESH_LIMIT)
         unchanged = changed.pop(Status.SUBMITTED, 0)
         outcome = ", ".join(f"{count} {status}" for status, count in sorted(changed.items()))
@@ -306,6 +345,10 @@ class JobAdmin(admin.ModelAdmin):
                 "`manage.py reconcile --refresh-after 0` refreshes any number.",
                 messages.WARNING,
             )
+
+
+def _second(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
 
 
 def _or_dash(value) -> str:

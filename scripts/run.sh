@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 : "${JOB_PORT:=8102}" "${DATA_DIR:=var}"
 LOG_DIR="$DATA_DIR/log"
 mkdir -p "$LOG_DIR"
+# The settings' VAR_DIR is where the run file goes and where `manage.py` reads it.
+export FRONTSERVICE_VAR_DIR="$DATA_DIR"
+RUN_FILE="$DATA_DIR/run.env"
 # The metrics every process here writes and the API's /metrics adds up; empty at each start.
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$DATA_DIR/metrics}"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
@@ -16,6 +19,7 @@ pids=()
 stop_all() {
   trap - EXIT INT TERM
   echo; echo "stopping..."
+  rm -f "$RUN_FILE"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
@@ -43,6 +47,15 @@ for port in "$MONGO_PORT" "$BLOB_PORT" "$JOB_PORT" "$API_PORT"; do
   fi
 done
 
+# What this run chose, for every `manage.py` command while it runs (the development settings
+# read it where the environment says nothing; frontservice/env.py).
+cat >"$RUN_FILE" <<ENV
+# Written by make run (scripts/run.sh) for manage.py commands; removed when it stops.
+MONGODB_URI=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true
+BLOBSERVICE_URL=http://127.0.0.1:$BLOB_PORT
+JOBSERVICE_URL=http://127.0.0.1:$JOB_PORT
+ENV
+
 start mongo "$PY" -m frontservice.embedded_mongo --port "$MONGO_PORT" \
   --path "$DATA_DIR/mongo/frontservice.sqlite3"
 wait_for_port mongo "$MONGO_PORT"
@@ -57,6 +70,8 @@ for name_port in "blobservice:$BLOB_PORT" "jobservice:$JOB_PORT" "api:$API_PORT"
   wait_for_port "${name_port%%:*}" "${name_port##*:}"
 done
 
+manage="$PY manage.py"
+[[ "$DATA_DIR" == var ]] || manage="FRONTSERVICE_VAR_DIR=$DATA_DIR $manage"
 cat <<MSG
 
 FrontService is running on http://127.0.0.1:$API_PORT (Ctrl-C stops everything).
@@ -66,6 +81,12 @@ FrontService is running on http://127.0.0.1:$API_PORT (Ctrl-C stops everything).
        -H 'Content-Type: text/plain' --data-binary 'hello world'
   curl -s http://127.0.0.1:$API_PORT/api/v1/job/<id>/status -H "Authorization: Bearer \$TOKEN"
   curl -s http://127.0.0.1:$API_PORT/api/v1/job/<id>/output -H "Authorization: Bearer \$TOKEN"
+
+API docs: http://127.0.0.1:$API_PORT/api/docs/   admin: http://127.0.0.1:$API_PORT/admin/
+Operator commands find these processes through $RUN_FILE, with nothing to export:
+  make manage ARGS=jobs_summary          (or: $manage jobs_summary)
+  make manage ARGS=createsuperuser       then log in to the admin
+Logs (one JSON object per line): $LOG_DIR/
 
 MSG
 wait -n "${pids[@]}" || true

@@ -90,14 +90,31 @@ def test_the_changelist_shows_the_columns_operators_need(superuser, make_job):
     assert _listed(page) == {job.pk}
     headers = re.findall(r'<th scope="col"[^>]*class="[^"]*column-(\w+)', page.content.decode())
     assert headers == [
-        "id",
+        "short_id",
         "tenant_id",
         "sub",
         "status",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
         "attempts",
     ]
+    # Short enough for a laptop screen: the id's first 8 characters (all of it on hover), times
+    # to the second.
+    text = page.content.decode()
+    assert f'<span title="{job.id}">{str(job.id)[:8]}</span>' in text
+    assert job.created_at.strftime("%Y-%m-%d %H:%M:%S") in text
+
+
+def test_view_site_leads_to_the_api_docs_and_a_job_has_no_view_on_site(superuser, make_job):
+    job = make_job()
+
+    page = superuser.get(reverse("admin:jobs_job_change", args=[job.pk]))
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert '<a href="/api/docs/">View site</a>' in text
+    assert "View on site" not in text
+    assert superuser.get("/api/docs/").status_code == 200
 
 
 def test_it_filters_by_status(superuser, make_job):

@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 import requests
+from django.contrib.admin.models import LogEntry
 from django.test import Client
+from django.urls import reverse
 
 from jobs.models import Job, WebhookStatus
 from jobs.states import Status
@@ -330,3 +332,23 @@ def test_anyone_else_is_sent_to_the_login_page(make_job, user, action):
         assert response["Location"].startswith("/admin/login/?next=/admin/jobs/job/")
     job.refresh_from_db()
     assert job.history == []
+
+
+# --- History: Django's admin log ----------------------------------------------------------------
+
+
+def test_a_retry_from_the_admin_shows_in_the_jobs_history_page(api, services, operator, alice):
+    services.faults("blob", fail_next=1, status=400, methods=["PUT"])
+    job_id = submit(api, alice, b"history")["id"]
+    run_tasks()
+
+    _action(operator, RETRY, Job.objects.get(pk=job_id))
+
+    history = operator.get(reverse("admin:jobs_job_history", args=[job_id]))
+    assert history.status_code == 200
+    text = history.content.decode()
+    assert "retry from admin: STORED_ERROR -&gt; CREATED" in text
+    assert "have a change history" not in text
+    entry = LogEntry.objects.get(object_id=job_id)
+    assert entry.user.get_username().startswith("staff-")
+    run_tasks()
