@@ -538,7 +538,9 @@ class Outage(threading.Thread):
 
 # --- the operator's cron ---------------------------------------------------------------------
 
-CRON_REPORT = re.compile(r"(\d+) requeued, (\d+) refreshed, (\d+) staged files removed")
+CRON_REPORT = re.compile(
+    r"(\d+) requeued, (\d+) refreshed, (?:\d+ cancels retried, )?(\d+) staged files removed"
+)
 
 
 class Cron(threading.Thread):
@@ -558,7 +560,7 @@ class Cron(threading.Thread):
             requeued = REQUEUE.findall(err)
             self.requeued += requeued
             counters.add("cron_requeued", len(requeued))
-            match = CRON_REPORT.search(out)
+            match = CRON_REPORT.search(out) or CRON_REPORT.search(err)
             if code != 0 or not match:
                 counters.add("cron_failures")
                 self.soak.note(f"manage.py reconcile exited {code}: {_exception_lines(err)}")

@@ -81,8 +81,11 @@ def restarts(worker) -> list[dict]:
 def wait_for_restart(worker, after: int, timeout: float = 30) -> dict:
     """The restart logged after the first `after` ones, once the new cluster is running."""
     deadline = time.monotonic() + timeout
-    while len(restarts(worker)) <= after:
+    while True:
+        lines = worker.log_path.read_text().splitlines()
+        found = [n for n, line in enumerate(lines) if RESTART in line and line.startswith("{")]
+        if len(found) > after and any("running." in line for line in lines[found[after] :]):
+            return json.loads(lines[found[after]])
         assert worker.alive, f"the worker exited\n{worker.log_tail()}"
         assert time.monotonic() < deadline, f"no restart within {timeout}s\n{worker.log_tail()}"
         time.sleep(0.1)
-    return restarts(worker)[after]
