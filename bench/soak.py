@@ -1,7 +1,7 @@
 """Soak: many jobs through faulty downstream services and killed workers; none lost or doubled.
 
     .venv/bin/python bench/soak.py [--jobs 1000] [--clients 16] [--broker mongo|redis]
-        [--kill-every 3] [--deadline 900] [--job-delay 0.5] [--seed N] [--keep]
+        [--kill-every 3] [--outage 120] [--deadline 900] [--job-delay 0.5] [--seed N] [--keep]
         [--env NAME=VALUE ...]
 
 One stack in a temp dir (embedded MongoDB on SQLite, reference BlobService and JobService, the
@@ -9,8 +9,10 @@ API under gunicorn, TWO `manage.py worker` clusters of 2 workers each, sharing o
 both reference services failing 10% of their API calls (503). Concurrent clients submit the
 jobs (each POST with an Idempotency-Key, retried with the same key on 5xx, 409, 429 and
 connection errors) and poll them until final; meanwhile, every --kill-every seconds, a busy
-worker process is SIGKILLed, and every 4th time a whole cluster is SIGKILLed and started again
-(a cluster that exits by itself is started again too). The operator's cron (`manage.py
+worker process is SIGKILLed, every 4th time (offset by 2) any one process of a cluster, and
+every 4th time a whole cluster (its process tree, or its process group) is SIGKILLed and started
+again (a cluster that exits by itself is started again too). Once half the jobs are submitted,
+JobService is stopped for --outage seconds and started again. The operator's cron (`manage.py
 reconcile` every 15 s) runs beside the clusters' own reconciler schedule. When every job is
 final, or --deadline seconds after the last submission, the stored state is read (ORM, through
 `manage.py shell`) and checked against the reference services' own records.
@@ -50,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.e2e import machine  # noqa: E402
-from bench.stack import PYTHON, Stack, descendants  # noqa: E402
+from bench.stack import PYTHON, Stack, children, descendants  # noqa: E402
 
 FINAL = frozenset(
     {"EXECUTION_COMPLETED", "EXECUTION_ERROR", "STORED_ERROR", "SUBMITTED_ERROR", "CANCELLED"}
@@ -380,6 +382,8 @@ class Chaos(threading.Thread):
                 self.supervise()
                 if tick % WHOLE_CLUSTER_EVERY == 0:
                     self.kill_cluster()
+                elif tick % WHOLE_CLUSTER_EVERY == 2:
+                    self.kill_cluster_child()
                 else:
                     self.kill_busy_worker()
             except Exception as error:  # the soak goes on; the report says what happened
@@ -432,24 +436,49 @@ class Chaos(threading.Thread):
                 return
             time.sleep(0.02)
 
+    def kill_cluster_child(self) -> None:
+        """SIGKILL any one process of a cluster below its sentinel: an idle or busy worker, the
+        monitor or the pusher, as the OOM killer would. `manage.py worker` heals the cluster."""
+        cluster = self.rng.choice(CLUSTERS)
+        root = self.soak.stack.processes[cluster].pid
+        sentinels = children(root)
+        below = [pid for sentinel in sentinels for pid in children(sentinel)]
+        if not below:
+            self.soak.counters.add("kills_child_skipped_none_found")
+            return
+        pid = self.rng.choice(below)
+        _signal(pid, signal.SIGKILL)
+        self.soak.counters.add("kills_child")
+        self.events.append(
+            {"at": self.soak.elapsed(), "kind": "child", "cluster": cluster, "pid": pid}
+        )
+
     def kill_cluster(self) -> None:
-        """SIGKILL `manage.py worker` and every process below it, then start a fresh one."""
+        """SIGKILL `manage.py worker` with every process below it, then start a fresh one, as a
+        process manager restarting a crashed container would. Alternately the tree is frozen
+        and killed process by process, or its whole process group is killed with one signal."""
         cluster = CLUSTERS[self.next_cluster % len(CLUSTERS)]
         self.next_cluster += 1
         stack = self.soak.stack
         process = stack.processes[cluster]
-        # Freeze the tree first, so the guard cannot reincarnate or fork while it dies.
         tree = descendants(process.pid)
-        for pid in tree:
-            _signal(pid, signal.SIGSTOP)
-        tree = descendants(process.pid)
-        for pid in tree:
-            _signal(pid, signal.SIGKILL)
+        if self.next_cluster % 4 in (1, 2):
+            kind = "cluster"
+            # Freeze the tree first, so the guard cannot reincarnate or fork while it dies.
+            for pid in tree:
+                _signal(pid, signal.SIGSTOP)
+            tree = descendants(process.pid)
+            for pid in tree:
+                _signal(pid, signal.SIGKILL)
+        else:
+            kind = "process_group"  # the command leads a session of its own: one killpg
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         process.kill()  # reaps the leader
         self.old_logs.append(process.log_path)
-        self.soak.counters.add("kills_cluster")
+        self.soak.counters.add(f"kills_{kind}")
         self.events.append(
-            {"at": self.soak.elapsed(), "kind": "cluster", "cluster": cluster, "pids": tree}
+            {"at": self.soak.elapsed(), "kind": kind, "cluster": cluster, "pids": tree}
         )
         # A supervisor restarts the crashed container.
         fresh = stack.start_worker(cluster)
@@ -464,9 +493,54 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
+class Outage(threading.Thread):
+    """JobService down for `seconds` in the middle: stopped (SIGTERM, by its PID) once half the
+    jobs are submitted, started again on the same port and data afterwards.
+
+    Its /_control/stats restart from zero, so the executions counted before the stop are kept
+    here, with the jobs it was running then (a restarted JobService resumes them: one more
+    execution each, not a duplicate).
+    """
+
+    def __init__(self, soak: Soak, seconds: float) -> None:
+        super().__init__(name="outage", daemon=True)
+        self.soak = soak
+        self.seconds = seconds
+        self.executions_before: Counter[str] = Counter()
+        self.interrupted: set[str] = set()
+        self.window: tuple[float, float] | None = None  # soak.elapsed() at stop and at start
+
+    def run(self) -> None:
+        soak = self.soak
+        while not soak.stop.wait(0.5):
+            if soak.submitted_count() * 2 >= soak.args.jobs:
+                break
+        if soak.stop.is_set():
+            return
+        stack = soak.stack
+        stats = requests.get(f"{stack.url('job')}/_control/stats", timeout=10).json()
+        self.executions_before.update(stats.get("executions", {}))
+        stopped_at = soak.elapsed()
+        stack.processes["job"].stop()
+        for path in (stack.root / "jobservice" / "jobs").glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(path.read_text()).get("status") == "RUNNING":
+                    self.interrupted.add(path.stem)
+        print(f"[{stopped_at:7.1f}s] JobService stopped for {self.seconds:g}s", file=sys.stderr)
+        soak.stop.wait(self.seconds)
+        if soak.stop.is_set():
+            return
+        stack.start_jobservice()
+        soak.set_faults(("job",))
+        self.window = (stopped_at, soak.elapsed())
+        print(f"[{soak.elapsed():7.1f}s] JobService started again", file=sys.stderr, flush=True)
+
+
 # --- the operator's cron ---------------------------------------------------------------------
 
-CRON_REPORT = re.compile(r"(\d+) requeued, (\d+) refreshed, (\d+) staged files removed")
+CRON_REPORT = re.compile(
+    r"(\d+) requeued, (\d+) refreshed, (?:\d+ cancels retried, )?(\d+) staged files removed"
+)
 
 
 class Cron(threading.Thread):
@@ -486,7 +560,7 @@ class Cron(threading.Thread):
             requeued = REQUEUE.findall(err)
             self.requeued += requeued
             counters.add("cron_requeued", len(requeued))
-            match = CRON_REPORT.search(out)
+            match = CRON_REPORT.search(out) or CRON_REPORT.search(err)
             if code != 0 or not match:
                 counters.add("cron_failures")
                 self.soak.note(f"manage.py reconcile exited {code}: {_exception_lines(err)}")
@@ -532,6 +606,10 @@ class Soak:
     def note(self, message: str) -> None:
         with self._lock:
             self.notes[message] += 1
+
+    def submitted_count(self) -> int:
+        with self._lock:
+            return self._submitted
 
     def submitted(self, job: Submitted) -> None:
         with self._lock:
@@ -614,9 +692,9 @@ class Soak:
             self.note(f"serverStatus: {error!r}"[:300])
             return {}
 
-    def set_faults(self) -> None:
+    def set_faults(self, names: tuple[str, ...] = ("blob", "job")) -> None:
         # Each POST replaces the service's whole fault configuration.
-        for name in ("blob", "job"):
+        for name in names:
             base = self.stack.url(name)
             requests.post(f"{base}/_control/reset-stats", timeout=5).raise_for_status()
             response = requests.post(
@@ -670,8 +748,9 @@ class Soak:
         self.check_idempotency_key(self.clients[0])
         chaos = Chaos(self, args.kill_every, random.Random(args.seed))
         cron = Cron(self)
-        self.chaos, self.cron = chaos, cron
-        for thread in (*self.clients, chaos, cron):
+        outage = Outage(self, args.outage)
+        self.chaos, self.cron, self.outage = chaos, cron, outage
+        for thread in (*self.clients, chaos, cron, *((outage,) if args.outage else ())):
             thread.start()
         next_progress = time.monotonic() + PROGRESS_EVERY
         while True:
@@ -693,6 +772,12 @@ class Soak:
         self.stop.set()
         for thread in (chaos, cron, *self.clients):
             thread.join(timeout=REQUEST_TIMEOUT + 5)
+        if (
+            outage.is_alive()
+        ):  # stopped in the middle of the outage: JobService back for the verdict
+            outage.join(timeout=REQUEST_TIMEOUT + 5)
+        if not self.stack.processes["job"].alive:
+            self.stack.start_jobservice()
         self.progress()
 
     def progress(self) -> None:
@@ -767,8 +852,10 @@ def verdict(soak: Soak) -> dict:
         remote_jobs[path.stem] = json.loads(path.read_text())
     job_stats = requests.get(f"{stack.url('job')}/_control/stats", timeout=10).json()
     blob_stats = requests.get(f"{stack.url('blob')}/_control/stats", timeout=10).json()
-    executions = job_stats.get("executions", {})
-    executed_twice = {i: n for i, n in executions.items() if n > 1}
+    # Executions over both lives of JobService (the outage restarts it); a job it was running
+    # when stopped is executed once more when resumed, which is not a duplicate.
+    executions = Counter(soak.outage.executions_before) + Counter(job_stats.get("executions", {}))
+    executed_twice = {i: n for i, n in executions.items() if n > 1 + (i in soak.outage.interrupted)}
     stray_blobs = sorted(blob_ids - set(db_jobs))
     stray_remote_jobs = sorted(set(remote_jobs) - set(db_jobs))
 
@@ -793,7 +880,7 @@ def verdict(soak: Soak) -> dict:
         and i in remote_jobs
     )  # fmt: skip
 
-    errors = Counter()
+    errors = Counter()  # error states per cause (the stored error's message)
     for job in soak_jobs.values():
         if job["status"] in FINAL - {"EXECUTION_COMPLETED"}:
             message = (job.get("error") or {}).get("message") or "?"
@@ -874,6 +961,11 @@ def verdict(soak: Soak) -> dict:
             "requests": {"blob": blob_stats.get("requests"), "job": job_stats.get("requests")},
             "remote_jobs_of_jobs_in_an_error_state_before_execution": orphan_remote,
         },
+        "outage": {
+            "seconds": soak.args.outage,
+            "window_s": soak.outage.window,
+            "jobs_running_in_jobservice_when_stopped": len(soak.outage.interrupted),
+        },
         "errors": dict(errors.most_common()),
         "attempts": {str(k): v for k, v in sorted(attempts.items())},
         "reconciler": {
@@ -889,6 +981,8 @@ def verdict(soak: Soak) -> dict:
         "chaos": {
             "worker_kills": counters.get("kills_worker", 0),
             "cluster_kills": counters.get("kills_cluster", 0),
+            "process_group_kills": counters.get("kills_process_group", 0),
+            "child_kills": counters.get("kills_child", 0),
             "worker_kills_skipped_none_busy": counters.get("kills_worker_skipped_none_busy", 0),
             "chaos_errors": counters.get("chaos_errors", 0),
             "clusters_that_exited_by_themselves": counters.get("cluster_exits", 0),
@@ -989,8 +1083,14 @@ def markdown(result: dict, host: dict, argv: list[str]) -> str:
             f"{client['post_429']} / {client['status_429']}",
         ),
         (
-            "SIGKILLs: busy workers / whole clusters (restarted)",
-            f"{chaos['worker_kills']} / {chaos['cluster_kills']}",
+            "SIGKILLs: busy workers / any cluster child / whole trees / process groups",
+            f"{chaos['worker_kills']} / {chaos['child_kills']} / {chaos['cluster_kills']} "
+            f"/ {chaos['process_group_kills']}",
+        ),
+        (
+            "JobService outage: s down (window) / jobs it was running",
+            f"{r['outage']['seconds']:g} ({r['outage']['window_s']}) "
+            f"/ {r['outage']['jobs_running_in_jobservice_when_stopped']}",
         ),
         ("worker kills skipped (no busy worker found)", chaos["worker_kills_skipped_none_busy"]),
         (
@@ -1083,6 +1183,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--job-delay", type=float, default=0.5, help="JobService --delay (default 0.5)"
+    )
+    parser.add_argument(
+        "--outage",
+        type=float,
+        default=120,
+        help="seconds JobService is down once half the jobs are submitted (default 120; 0: none)",
     )
     parser.add_argument("--seed", type=int, default=1, help="inputs and chaos choices")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (data, logs)")

@@ -105,22 +105,7 @@ class Stack:
             ],
             ready=f"{self.url('blob')}/_control/health",
         )
-        self._start(
-            "job",
-            [
-                "-m",
-                "refservices.jobservice",
-                "--port",
-                str(self.ports["job"]),
-                "--data-dir",
-                str(self.root / "jobservice"),
-                "--blobservice-url",
-                self.url("blob"),
-                "--delay",
-                f"{self.job_delay:g}",
-            ],
-            ready=f"{self.url('job')}/_control/health",
-        )
+        self.start_jobservice()
         for name in self.workers:
             self.start_worker(name)
         self._start(
@@ -137,6 +122,25 @@ class Stack:
             ready=f"{self.url('api')}/healthz",
         )
         self.token = self.manage("issue_token", "--tenant", "bench", "--sub", "bench").strip()
+
+    def start_jobservice(self) -> ManagedProcess:
+        """Start (or start again, on the same port and data) the reference JobService."""
+        return self._start(
+            "job",
+            [
+                "-m",
+                "refservices.jobservice",
+                "--port",
+                str(self.ports["job"]),
+                "--data-dir",
+                str(self.root / "jobservice"),
+                "--blobservice-url",
+                self.url("blob"),
+                "--delay",
+                f"{self.job_delay:g}",
+            ],
+            ready=f"{self.url('job')}/_control/health",
+        )
 
     def start_worker(self, name: str) -> ManagedProcess:
         """Start (or start again, under the same name) one django-q2 cluster."""

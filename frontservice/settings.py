@@ -281,6 +281,9 @@ else:
     Q_CLUSTER["mongo_db"] = MONGODB_NAME
     Q_CLUSTER["broker_class"] = "frontservice.broker.ForkSafeMongo"
 Q_CLUSTER.pop("orm")
+# `manage.py worker` restarts its cluster when the sentinel has not cycled this long, or when
+# tasks have waited this long with an idle worker and no task started (orchestration/supervisor.py).
+WORKER_STALL_SECONDS = env_float("WORKER_STALL_SECONDS", 20.0, minimum=1.0)
 
 # --- Completion webhooks (webhooks/, docs/api.md "Webhooks") -----------------------------------
 # Signs every delivery (HMAC-SHA256 of "<timestamp>.<body>"); production refuses the default.

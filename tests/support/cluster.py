@@ -1,7 +1,10 @@
-"""Reading a django-q2 cluster's log: which process is running which job."""
+"""Reading a django-q2 cluster's log and /proc: which process is running which job, which
+process of the cluster is which, and the restarts of `manage.py worker`."""
 
+import json
 import re
 import time
+from pathlib import Path
 
 READY = re.compile(r"(Process-[0-9a-f]+) ready for work at (\d+)")
 PROCESSING = re.compile(r"(Process-[0-9a-f]+) processing orchestrate-([0-9a-f-]{36})")
@@ -18,3 +21,71 @@ def worker_pid_running(log_path, job_id: str, timeout: float = 20) -> int:
                 return int(pids[name])
         time.sleep(0.05)
     raise AssertionError(f"no worker took job {job_id} within {timeout}s")
+
+
+PUSHER = re.compile(r"(Process-[0-9a-f]+) pushing tasks at (\d+)")
+MONITOR = re.compile(r"(Process-[0-9a-f]+) monitoring at (\d+)")
+RESTART = "worker_cluster_restart"
+
+
+def children(pid: int) -> list[int]:
+    """The PIDs of a process's children, from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def cluster_processes(worker, workers: int = 2, timeout: float = 30) -> dict:
+    """The running cluster below the `manage.py worker` process the test started, by PID.
+
+    The sentinel is that process's one child; its children are the workers, the monitor and
+    the pusher, told apart by the line each logs with its PID. Waits until all are there.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        text = worker.log_path.read_text()
+        roles = {int(pid): "worker" for _, pid in READY.findall(text)}
+        roles |= {int(pid): "pusher" for _, pid in PUSHER.findall(text)}
+        roles |= {int(pid): "monitor" for _, pid in MONITOR.findall(text)}
+        sentinels = children(worker.pid)
+        if len(sentinels) == 1:
+            below = children(sentinels[0])
+            found = {"sentinel": sentinels[0], "worker": [], "monitor": [], "pusher": []}
+            for pid in below:
+                if pid in roles:
+                    found[roles[pid]].append(pid)
+            if (
+                len(below) == workers + 2
+                and len(found["worker"]) == workers
+                and len(found["monitor"]) == len(found["pusher"]) == 1
+            ):
+                return found
+        assert worker.alive, f"the worker exited\n{worker.log_tail()}"
+        assert time.monotonic() < deadline, f"no whole cluster within {timeout}s: {sentinels}"
+        time.sleep(0.1)
+
+
+def restarts(worker) -> list[dict]:
+    """The cluster restarts `manage.py worker` logged, as their JSON log lines."""
+    found = []
+    for line in worker.log_path.read_text().splitlines():
+        if RESTART in line and line.startswith("{"):
+            found.append(json.loads(line))
+    return found
+
+
+def wait_for_restart(worker, after: int, timeout: float = 30) -> dict:
+    """The restart logged after the first `after` ones, once the new cluster is running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = worker.log_path.read_text().splitlines()
+        found = [n for n, line in enumerate(lines) if RESTART in line and line.startswith("{")]
+        if len(found) > after and any("running." in line for line in lines[found[after] :]):
+            return json.loads(lines[found[after]])
+        assert worker.alive, f"the worker exited\n{worker.log_tail()}"
+        assert time.monotonic() < deadline, f"no restart within {timeout}s\n{worker.log_tail()}"
+        time.sleep(0.1)
