@@ -276,21 +276,32 @@ else:
 Q_CLUSTER.pop("orm")
 
 # --- Completion webhooks (webhooks/, docs/api.md "Webhooks") -----------------------------------
-# Signs every delivery (HMAC-SHA256 of "<timestamp>.<body>"); production refuses the default.
+# Deliveries are signed (webhooks/signing.py) with their tenant's own secret, given as a JSON
+# object {"<tenant id>": "<secret>"} (or a file through WEBHOOK_TENANT_SECRETS_FILE). While a
+# secret is rotated a tenant has two, ["<new>", "<old>"], and every delivery is signed with both.
+# In development a tenant without one is signed with WEBHOOK_SECRET; production requires
+# WEBHOOK_TENANT_SECRETS and never falls back, so no two tenants share a secret.
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET", "dev-only-webhook-secret-change-me")
-# Secrets of their own for some tenants, as a JSON object {"<tenant id>": "<secret>"} (or a
-# file through WEBHOOK_TENANT_SECRETS_FILE); every other tenant's deliveries use WEBHOOK_SECRET.
 _tenant_secrets_text = env_str("WEBHOOK_TENANT_SECRETS", "")
 try:
-    WEBHOOK_TENANT_SECRETS = json.loads(_tenant_secrets_text) if _tenant_secrets_text else {}
+    _tenant_secrets = json.loads(_tenant_secrets_text) if _tenant_secrets_text else {}
 except ValueError as exc:
     raise ImproperlyConfigured(f"WEBHOOK_TENANT_SECRETS is not JSON: {exc}") from exc
-if not isinstance(WEBHOOK_TENANT_SECRETS, dict) or not all(
-    isinstance(value, str) and value for value in WEBHOOK_TENANT_SECRETS.values()
-):
-    raise ImproperlyConfigured(
-        'WEBHOOK_TENANT_SECRETS must be a JSON object {"<tenant id>": "<non-empty secret>"}.'
-    )
+if not isinstance(_tenant_secrets, dict):
+    raise ImproperlyConfigured("WEBHOOK_TENANT_SECRETS must be a JSON object.")
+WEBHOOK_TENANT_SECRETS: dict[str, tuple[str, ...]] = {}
+for _tenant, _value in _tenant_secrets.items():
+    _values = [_value] if isinstance(_value, str) else _value
+    if not (
+        isinstance(_values, list)
+        and 1 <= len(_values) <= 2
+        and all(isinstance(secret, str) and secret for secret in _values)
+    ):
+        raise ImproperlyConfigured(
+            f"WEBHOOK_TENANT_SECRETS[{_tenant!r}] must be a non-empty secret, or a list of two "
+            "while it is rotated."
+        )
+    WEBHOOK_TENANT_SECRETS[_tenant] = tuple(_values)
 # The SSRF guard (webhooks/ssrf.py) refuses callbacks to loopback, private, link-local, CGNAT,
 # multicast, reserved and unspecified addresses, except on these hosts (exact names, or
 # ".example.internal" for a domain and its subdomains) and networks (CIDRs). Cloud metadata
@@ -347,7 +358,8 @@ STAGING_ERROR_RETENTION = env_int("STAGING_ERROR_RETENTION", 7 * 24 * 3600, mini
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be 'json' or 'plain'.")
-# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set; open when empty.
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set; open when empty
+# (development only: production refuses to start without it).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # The directory every process of one host writes its metrics to (prometheus_client reads the
 # variable itself, at import, so a NAME_FILE does not work for it); empty: one process only.
@@ -372,6 +384,17 @@ LOGGING = {
 
 # Largest accepted input (413 above it). Declared lengths are refused before reading.
 MAX_INPUT_BYTES = env_int("MAX_INPUT_BYTES", 2 * 1024**3, minimum=1)
+# A read from a client (headers or body) that waits this long without a byte fails: the
+# request is refused (408 upload_timeout for a body) and nothing of it kept
+# (frontservice/gunicorn_worker.py sets it on every connection).
+UPLOAD_IDLE_TIMEOUT = env_float("UPLOAD_IDLE_TIMEOUT", 30.0, minimum=0.1)
+# Bodies one API process reads at once, in all and per owner (jobs/api/uploads.py); beyond
+# them 429 too_many_uploads before a byte is read. Keep UPLOADS_PER_PROCESS below
+# GUNICORN_THREADS (default 8), so stalled uploads can never hold every thread.
+UPLOADS_PER_PROCESS = env_int("UPLOADS_PER_PROCESS", 4, minimum=1)
+UPLOADS_PER_OWNER = env_int("UPLOADS_PER_OWNER", 2, minimum=1)
+if UPLOADS_PER_OWNER > UPLOADS_PER_PROCESS:
+    raise ImproperlyConfigured("UPLOADS_PER_OWNER must not exceed UPLOADS_PER_PROCESS.")
 # How long an Idempotency-Key is remembered (its answer replayed) after the first request.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=1)
 
@@ -446,8 +469,7 @@ if PRODUCTION:
     _problems = []
     if DEBUG:
         _problems.append("DJANGO_DEBUG must be off")
-    # WEBHOOK_SECRET too: with a known secret anyone could forge deliveries to our users.
-    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY, "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY}
     if JWT_ALGORITHM.startswith("HS"):
         _secrets["JWT_SIGNING_KEY"] = JWT_SIGNING_KEY
     elif not (env_is_set("JWT_VERIFYING_KEY") or env_is_set("JWT_JWKS_URL")):
@@ -470,6 +492,18 @@ if PRODUCTION:
     elif "*" in ALLOWED_HOSTS:
         # Job links and Location headers are built from the Host header.
         _problems.append("DJANGO_ALLOWED_HOSTS must name the hosts, not '*'")
+    if not METRICS_TOKEN:
+        # /metrics names tenants' traffic and the service's internals.
+        _problems.append("METRICS_TOKEN must be set")
+    if any(
+        secret.startswith(DEVELOPMENT_VALUE_PREFIX)
+        for values in WEBHOOK_TENANT_SECRETS.values()
+        for secret in values
+    ):
+        _problems.append("WEBHOOK_TENANT_SECRETS holds a development value")
+    if not WEBHOOK_TENANT_SECRETS:
+        # One secret for every tenant lets whoever verifies deliveries forge other tenants'.
+        _problems.append("WEBHOOK_TENANT_SECRETS must be set (each tenant its own secret)")
     if _problems:
         raise ImproperlyConfigured(
             "FRONTSERVICE_ENV=production refuses these settings: " + "; ".join(_problems) + "."

@@ -14,7 +14,7 @@ from frontservice.downstream import DownstreamError
 from jobs import services
 from jobs.api import callbacks, errors, idempotency, limits, listing, schema, waiting
 from jobs.api.throttling import OwnerRateThrottle
-from jobs.api.uploads import stage_request_body
+from jobs.api.uploads import stage_request_body, upload_slot
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
@@ -69,12 +69,14 @@ class JobViewSet(viewsets.GenericViewSet):
         callback_url = callbacks.callback_url_from_query(request)
         # So is an owner at its cap of jobs not final yet (jobs/limits.py).
         limits.check_active_jobs(owner=request.user, idempotency_key=key)
-        upload = stage_request_body(request)
-        try:
-            callback_url = callbacks.callback_url_from_form(request, from_query=callback_url)
-        except errors.InvalidCallbackURL:
-            upload.path.unlink(missing_ok=True)  # no job will take this staged copy
-            raise
+        # So is an owner (or this process) at its cap of uploads being read (jobs/api/uploads.py).
+        with upload_slot(owner=request.user):
+            upload = stage_request_body(request)
+            try:
+                callback_url = callbacks.callback_url_from_form(request, from_query=callback_url)
+            except errors.InvalidCallbackURL:
+                upload.path.unlink(missing_ok=True)  # no job will take this staged copy
+                raise
 
         def create_job() -> dict:
             job = services.job_create(
