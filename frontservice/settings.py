@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     # Swagger UI's and Redoc's assets as static files, so /api/docs/ needs no CDN.
     "drf_spectacular_sidecar",
     "frontservice.apps.MongoDjangoQConfig",
+    "frontservice.apps.MongoAxesConfig",
     "jobs",
     "orchestration",
     "webhooks",
@@ -62,6 +63,7 @@ MIGRATION_MODULES = {
     "auth": "frontservice.mongo_migrations.auth",
     "contenttypes": "frontservice.mongo_migrations.contenttypes",
     "django_q": "frontservice.mongo_migrations.django_q",
+    "axes": "frontservice.mongo_migrations.axes",
 }
 
 MIDDLEWARE = [
@@ -78,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out admin login (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "frontservice.urls"
@@ -123,6 +127,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# --- Admin logins (django-axes) ----------------------------------------------------------------
+# Failed logins are counted per user name and per client address, each on its own: past
+# ADMIN_LOGIN_FAILURE_LIMIT failures either one is refused (429) for ADMIN_LOGIN_COOLOFF_MINUTES,
+# even with the right password. The counts live in MongoDB, shared by every API process.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "frontservice.admin_login.locked_out"
+AXES_CLIENT_IP_CALLABLE = "frontservice.admin_login.client_address"
+# Proxies in front of the API that append the client's address to X-Forwarded-For (1 behind
+# deploy/nginx.conf); 0: the address is the connection's own (REMOTE_ADDR).
+ADMIN_LOGIN_PROXY_COUNT = env_int("ADMIN_LOGIN_PROXY_COUNT", 0, minimum=0)
+# Not every access is written to the database, only the failures (and the lockouts).
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
