@@ -185,3 +185,75 @@ def test_24_stalled_uploads_of_one_owner_leave_the_api_serving_others(stack, ali
     _wait_for_no_staged_upload()
     # Once the stalled ones are gone, alice is served again.
     _assert_serving(stack, alice)
+
+
+def test_an_unknown_format_without_a_token_is_a_problem_not_a_500(stack, bob):
+    for path in ("/api/v1/job?format=x", "/api/schema/?format=x"):
+        response = requests.get(f"{stack.api}{path}", timeout=10)
+
+        assert response.status_code == 404, (path, response.text)
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == "not_found"
+    _assert_serving(stack, bob)
+
+
+def test_owner_claims_with_control_characters_are_refused(stack, tenant, bob):
+    from jobs.api.tokens import issue_token
+
+    for tenant_id, sub in ((f"{tenant}\0x", "y"), (tenant, "x\0y"), (tenant, "x\ny")):
+        token = issue_token(tenant_id=tenant_id, sub=sub)
+        response = requests.post(
+            f"{stack.api}/api/v1/job",
+            data=b"input",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == "invalid_token"
+    assert not Job.objects.filter(tenant_id__startswith=tenant, sub__contains="\0").exists()
+    _assert_serving(stack, bob)
+
+
+def test_a_callback_refusal_does_not_say_what_a_name_resolves_to(stack, alice):
+    # "localhost" resolves to loopback, allowed only as 127.0.0.1/32 in the test stack; ::1 is not.
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        params={"callback_url": "http://ip6-localhost:9/hook"},
+        data=b"input",
+        headers=alice.headers,
+        timeout=10,
+    )
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_callback_url"
+    assert "::1" not in problem["detail"] and "loopback" not in problem["detail"]
+    assert _jobs_of(alice) == 0
+
+
+def test_admin_login_guessing_is_refused_after_the_failure_limit(stack):
+    # This locks 127.0.0.1 out of the admin for the cool-off; no other end-to-end test logs in.
+    session = requests.Session()
+    login = f"{stack.api}/admin/login/?next=/admin/"
+    username = f"nobody-{time.monotonic_ns()}"
+    statuses = []
+    for attempt in range(8):
+        session.get(login, timeout=10)  # the CSRF cookie
+        response = session.post(
+            login,
+            data={
+                "username": username,
+                "password": f"guess-{attempt}",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": login},
+            timeout=10,
+            allow_redirects=False,
+        )
+        statuses.append(response.status_code)
+
+    limit = 5  # ADMIN_LOGIN_FAILURE_LIMIT's default, which the stack keeps
+    assert statuses[: limit - 1] == [200] * (limit - 1)  # the form again, "wrong password"
+    assert set(statuses[limit:]) == {429}
+    assert response.json()["code"] == "too_many_login_failures"
