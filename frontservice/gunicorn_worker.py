@@ -18,6 +18,7 @@ The concurrent uploads per process and per owner are capped before a body is rea
 """
 
 import contextlib
+import logging
 import socket
 import struct
 import time
@@ -30,7 +31,26 @@ from gunicorn.workers import gthread
 DRAIN_SECONDS = 0.2
 
 
+class _IdleReadFilter(logging.Filter):
+    """gunicorn logs a read that hit SO_RCVTIMEO in a request's headers as "Socket error" with a
+    traceback at ERROR; it is a slow client, not our error, and anyone could fill the logs with
+    it. It becomes one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BlockingIOError | TimeoutError):
+            record.msg = "closed a connection that sent nothing for UPLOAD_IDLE_TIMEOUT"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class ThreadWorker(gthread.ThreadWorker):
+    def init_process(self):
+        self.log.error_log.addFilter(_IdleReadFilter())
+        super().init_process()
+
     def enqueue_req(self, conn):
         # Kept by the socket across gunicorn's switches between blocking and non-blocking mode
         # (which reset Python's own socket timeout), so it bounds every blocking read.

@@ -157,6 +157,10 @@ def test_headers_that_never_end_lose_their_connection_after_the_idle_timeout(sta
         assert sock.recv(65536) == b""
 
     _assert_serving(stack, bob)
+    # A slow client is not our error: one line, no traceback.
+    log = stack.processes["api"].log_path.read_text()
+    assert "Socket error processing request" not in log
+    assert "closed a connection that sent nothing for UPLOAD_IDLE_TIMEOUT" in log
 
 
 def test_24_stalled_uploads_of_one_owner_leave_the_api_serving_others(stack, alice, bob):
