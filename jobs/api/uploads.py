@@ -7,7 +7,9 @@ is ever made from it.
 
 Reading a body is what a slow client makes a thread wait on, so the uploads one API process
 reads at once are capped, in all (UPLOADS_PER_PROCESS) and per owner (UPLOADS_PER_OWNER), and the
-cap is checked before a byte is read: beyond it, 429 `too_many_uploads` with Retry-After.
+cap is checked before a byte is read: beyond it, 429 `too_many_uploads` with Retry-After. The view
+takes the slot right after authentication (JobViewSet.check_throttles), before any database round
+trip, and gives it back once the body is read.
 """
 
 import threading
