@@ -3,8 +3,9 @@
 import os
 
 # Threads, not processes, per connection: streamed uploads and downloads hold a thread for
-# their whole duration.
-worker_class = "gthread"
+# their whole duration. gunicorn's gthread worker with every client read bounded in time
+# (frontservice/gunicorn_worker.py says why this and not an async worker class).
+worker_class = "frontservice.gunicorn_worker.ThreadWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # A 2 GiB upload on a slow link takes a while; the worker must not be killed under it.

@@ -1,4 +1,4 @@
-"""AppConfigs that give Django's contrib apps and django_q MongoDB primary keys.
+"""AppConfigs that give Django's contrib apps, django_q and django-axes MongoDB primary keys.
 
 MongoDB has no auto-increment, so every model whose app defaults to AutoField needs an app
 config with ObjectIdAutoField and migrations generated for it (``MIGRATION_MODULES``).
@@ -6,6 +6,7 @@ config with ObjectIdAutoField and migrations generated for it (``MIGRATION_MODUL
 
 import os
 
+from axes.apps import AppConfig as AxesConfig
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.auth.apps import AuthConfig
 from django.contrib.contenttypes.apps import ContentTypesConfig
@@ -23,6 +24,11 @@ class MongoAuthConfig(AuthConfig):
 
 
 class MongoContentTypesConfig(ContentTypesConfig):
+    default_auto_field = OBJECT_ID
+
+
+class MongoAxesConfig(AxesConfig):
+    # django-axes: the admin's failed logins, counted per user and per address.
     default_auto_field = OBJECT_ID
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     # Swagger UI's and Redoc's assets as static files, so /api/docs/ needs no CDN.
     "drf_spectacular_sidecar",
     "frontservice.apps.MongoDjangoQConfig",
+    "frontservice.apps.MongoAxesConfig",
     "jobs",
     "orchestration",
     "webhooks",
@@ -69,6 +70,7 @@ MIGRATION_MODULES = {
     "auth": "frontservice.mongo_migrations.auth",
     "contenttypes": "frontservice.mongo_migrations.contenttypes",
     "django_q": "frontservice.mongo_migrations.django_q",
+    "axes": "frontservice.mongo_migrations.axes",
 }
 
 MIDDLEWARE = [
@@ -85,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out admin login (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "frontservice.urls"
@@ -130,6 +134,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# --- Admin logins (django-axes) ----------------------------------------------------------------
+# Failed logins are counted per user name and per client address, each on its own: past
+# ADMIN_LOGIN_FAILURE_LIMIT failures either one is refused (429) for ADMIN_LOGIN_COOLOFF_MINUTES,
+# even with the right password. The counts live in MongoDB, shared by every API process.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "frontservice.admin_login.locked_out"
+AXES_CLIENT_IP_CALLABLE = "frontservice.admin_login.client_address"
+# Proxies in front of the API that append the client's address to X-Forwarded-For (1 behind
+# deploy/nginx.conf); 0: the address is the connection's own (REMOTE_ADDR).
+ADMIN_LOGIN_PROXY_COUNT = env_int("ADMIN_LOGIN_PROXY_COUNT", 0, minimum=0)
+# Not every access is written to the database, only the failures (and the lockouts).
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -286,21 +310,32 @@ Q_CLUSTER.pop("orm")
 WORKER_STALL_SECONDS = env_float("WORKER_STALL_SECONDS", 20.0, minimum=1.0)
 
 # --- Completion webhooks (webhooks/, docs/api.md "Webhooks") -----------------------------------
-# Signs every delivery (HMAC-SHA256 of "<timestamp>.<body>"); production refuses the default.
+# Deliveries are signed (webhooks/signing.py) with their tenant's own secret, given as a JSON
+# object {"<tenant id>": "<secret>"} (or a file through WEBHOOK_TENANT_SECRETS_FILE). While a
+# secret is rotated a tenant has two, ["<new>", "<old>"], and every delivery is signed with both.
+# In development a tenant without one is signed with WEBHOOK_SECRET; production requires
+# WEBHOOK_TENANT_SECRETS and never falls back, so no two tenants share a secret.
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET", "dev-only-webhook-secret-change-me")
-# Secrets of their own for some tenants, as a JSON object {"<tenant id>": "<secret>"} (or a
-# file through WEBHOOK_TENANT_SECRETS_FILE); every other tenant's deliveries use WEBHOOK_SECRET.
 _tenant_secrets_text = env_str("WEBHOOK_TENANT_SECRETS", "")
 try:
-    WEBHOOK_TENANT_SECRETS = json.loads(_tenant_secrets_text) if _tenant_secrets_text else {}
+    _tenant_secrets = json.loads(_tenant_secrets_text) if _tenant_secrets_text else {}
 except ValueError as exc:
     raise ImproperlyConfigured(f"WEBHOOK_TENANT_SECRETS is not JSON: {exc}") from exc
-if not isinstance(WEBHOOK_TENANT_SECRETS, dict) or not all(
-    isinstance(value, str) and value for value in WEBHOOK_TENANT_SECRETS.values()
-):
-    raise ImproperlyConfigured(
-        'WEBHOOK_TENANT_SECRETS must be a JSON object {"<tenant id>": "<non-empty secret>"}.'
-    )
+if not isinstance(_tenant_secrets, dict):
+    raise ImproperlyConfigured("WEBHOOK_TENANT_SECRETS must be a JSON object.")
+WEBHOOK_TENANT_SECRETS: dict[str, tuple[str, ...]] = {}
+for _tenant, _value in _tenant_secrets.items():
+    _values = [_value] if isinstance(_value, str) else _value
+    if not (
+        isinstance(_values, list)
+        and 1 <= len(_values) <= 2
+        and all(isinstance(secret, str) and secret for secret in _values)
+    ):
+        raise ImproperlyConfigured(
+            f"WEBHOOK_TENANT_SECRETS[{_tenant!r}] must be a non-empty secret, or a list of two "
+            "while it is rotated."
+        )
+    WEBHOOK_TENANT_SECRETS[_tenant] = tuple(_values)
 # The SSRF guard (webhooks/ssrf.py) refuses callbacks to loopback, private, link-local, CGNAT,
 # multicast, reserved and unspecified addresses, except on these hosts (exact names, or
 # ".example.internal" for a domain and its subdomains) and networks (CIDRs). Cloud metadata
@@ -357,7 +392,8 @@ STAGING_ERROR_RETENTION = env_int("STAGING_ERROR_RETENTION", 7 * 24 * 3600, mini
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be 'json' or 'plain'.")
-# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set; open when empty.
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set; open when empty
+# (development only: production refuses to start without it).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # The directory every process of one host writes its metrics to (prometheus_client reads the
 # variable itself, at import, so a NAME_FILE does not work for it); empty: one process only.
@@ -385,6 +421,17 @@ LOGGING = {
 
 # Largest accepted input (413 above it). Declared lengths are refused before reading.
 MAX_INPUT_BYTES = env_int("MAX_INPUT_BYTES", 2 * 1024**3, minimum=1)
+# A read from a client (headers or body) that waits this long without a byte fails: the
+# request is refused (408 upload_timeout for a body) and nothing of it kept
+# (frontservice/gunicorn_worker.py sets it on every connection).
+UPLOAD_IDLE_TIMEOUT = env_float("UPLOAD_IDLE_TIMEOUT", 30.0, minimum=0.1)
+# Bodies one API process reads at once, in all and per owner (jobs/api/uploads.py); beyond
+# them 429 too_many_uploads before a byte is read. Keep UPLOADS_PER_PROCESS below
+# GUNICORN_THREADS (default 8), so stalled uploads can never hold every thread.
+UPLOADS_PER_PROCESS = env_int("UPLOADS_PER_PROCESS", 4, minimum=1)
+UPLOADS_PER_OWNER = env_int("UPLOADS_PER_OWNER", 2, minimum=1)
+if UPLOADS_PER_OWNER > UPLOADS_PER_PROCESS:
+    raise ImproperlyConfigured("UPLOADS_PER_OWNER must not exceed UPLOADS_PER_PROCESS.")
 # How long an Idempotency-Key is remembered (its answer replayed) after the first request.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=1)
 
@@ -459,8 +506,7 @@ if PRODUCTION:
     _problems = []
     if DEBUG:
         _problems.append("DJANGO_DEBUG must be off")
-    # WEBHOOK_SECRET too: with a known secret anyone could forge deliveries to our users.
-    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY, "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    _secrets = {"DJANGO_SECRET_KEY": SECRET_KEY}
     if JWT_ALGORITHM.startswith("HS"):
         _secrets["JWT_SIGNING_KEY"] = JWT_SIGNING_KEY
     elif not (env_is_set("JWT_VERIFYING_KEY") or env_is_set("JWT_JWKS_URL")):
@@ -483,6 +529,18 @@ if PRODUCTION:
     elif "*" in ALLOWED_HOSTS:
         # Job links and Location headers are built from the Host header.
         _problems.append("DJANGO_ALLOWED_HOSTS must name the hosts, not '*'")
+    if not METRICS_TOKEN:
+        # /metrics names tenants' traffic and the service's internals.
+        _problems.append("METRICS_TOKEN must be set")
+    if any(
+        secret.startswith(DEVELOPMENT_VALUE_PREFIX)
+        for values in WEBHOOK_TENANT_SECRETS.values()
+        for secret in values
+    ):
+        _problems.append("WEBHOOK_TENANT_SECRETS holds a development value")
+    if not WEBHOOK_TENANT_SECRETS:
+        # One secret for every tenant lets whoever verifies deliveries forge other tenants'.
+        _problems.append("WEBHOOK_TENANT_SECRETS must be set (each tenant its own secret)")
     if _problems:
         raise ImproperlyConfigured(
             "FRONTSERVICE_ENV=production refuses these settings: " + "; ".join(_problems) + "."

@@ -37,7 +37,11 @@ TEST_SETTINGS = {
     # Webhooks (tests/webhooks/): the tests' receiver listens on 127.0.0.1, which the
     # SSRF guard refuses unless allow-listed; every other non-public address stays refused.
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
-    "WEBHOOK_TENANT_SECRETS": '{"webhook-tenant-with-own-secret": "tenant-secret-for-tests"}',
+    # One tenant with a secret of its own, one in the middle of a rotation (new, old).
+    "WEBHOOK_TENANT_SECRETS": (
+        '{"webhook-tenant-with-own-secret": "tenant-secret-for-tests",'
+        ' "webhook-tenant-rotating": ["new-secret-for-tests", "old-secret-for-tests"]}'
+    ),
     "WEBHOOK_RETRY_ATTEMPTS": "4",
     "WEBHOOK_RETRY_BASE": "0.05",
     "WEBHOOK_RETRY_CAP": "0.2",

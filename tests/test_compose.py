@@ -80,6 +80,26 @@ def test_redis_is_there_for_the_shared_counters(services):
     assert services["api"]["environment"]["CACHE_URL"].startswith("redis://redis:")
 
 
+def test_the_balancer_bounds_slow_and_greedy_clients():
+    conf = (REPO / "deploy" / "nginx.conf").read_text()
+
+    # Headers read whole and in time, bodies and answers that stall dropped, connections capped.
+    for directive in (
+        "client_header_timeout 10s;",
+        "client_body_timeout 30s;",
+        "send_timeout 60s;",
+        "limit_conn frontservice_per_address ",
+        "limit_conn frontservice_per_token ",
+        "limit_conn_status 429;",
+    ):
+        assert directive in conf, directive
+    assert "limit_conn_zone $binary_remote_addr zone=frontservice_per_address" in conf
+
+
+def test_the_api_trusts_the_one_proxy_in_front_of_it_for_admin_logins(services):
+    assert services["api"]["environment"]["ADMIN_LOGIN_PROXY_COUNT"] == "1"
+
+
 def test_env_example_lists_exactly_the_variables_that_are_read():
     read = set(ENV_READERS.findall((REPO / "frontservice" / "settings.py").read_text()))
     # gunicorn's own settings come from the environment too, in gunicorn.conf.py.

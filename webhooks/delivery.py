@@ -65,13 +65,12 @@ def webhook_deliver(*, job_id: uuid.UUID) -> WebhookStatus | None:
         return _finish(job, delivery, WebhookStatus.FAILED)
     # Rendered once: every attempt of this run sends the same bytes (the job is final).
     body = JSONRenderer().render(JobSerializer(job).data)
-    secret = signing.secret_for(job.tenant_id)
     attempt = done
 
     def send_once() -> None:
         nonlocal attempt
         attempt += 1
-        outcome = _attempt(job, delivery, attempt=attempt, body=body, secret=secret)
+        outcome = _attempt(job, delivery, attempt=attempt, body=body)
         if not outcome.delivered:
             raise DownstreamError(
                 SERVICE,
@@ -117,9 +116,7 @@ def delivery_of(job: Job) -> WebhookDelivery:
     return delivery
 
 
-def _attempt(
-    job: Job, delivery: WebhookDelivery, *, attempt: int, body: bytes, secret: str
-) -> sender.Outcome:
+def _attempt(job: Job, delivery: WebhookDelivery, *, attempt: int, body: bytes) -> sender.Outcome:
     """One attempt: check the URL again, send to the checked address, record what happened."""
     started = time.monotonic()
     try:
@@ -135,20 +132,18 @@ def _attempt(
         if not retryable:
             raise DownstreamError(SERVICE, f"refused: {exc}", retryable=False) from exc
         return outcome
-    timestamp = int(time.time())
+    # Signed per attempt (a fresh timestamp) with the tenant's own secrets; a tenant without
+    # one raises NoSigningSecret, which no retry can help: nothing is sent unsigned.
+    headers = signing.signed_headers(
+        tenant_id=job.tenant_id,
+        delivery_id=str(delivery.id),
+        event=EVENT,
+        timestamp=int(time.time()),
+        body=body,
+    )
     # Attempts go round the host's addresses: a dead address does not fail every attempt.
     address = target.addresses[(attempt - 1) % len(target.addresses)]
-    outcome = sender.post(
-        target,
-        address=address,
-        body=body,
-        headers={
-            "X-FrontService-Event": EVENT,
-            "X-FrontService-Delivery": str(delivery.id),
-            "X-FrontService-Timestamp": str(timestamp),
-            "X-FrontService-Signature": signing.signature(secret, timestamp, body),
-        },
-    )
+    outcome = sender.post(target, address=address, body=body, headers=headers)
     _record(delivery, attempt=attempt, outcome=outcome)
     logger.info(
         "job %s: webhook %s attempt %d: %s",

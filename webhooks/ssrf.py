@@ -51,7 +51,24 @@ _resolver_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-d
 
 
 class RefusedURL(Exception):
-    """The URL may not be used as a callback; the message says why, for the caller to read."""
+    """The URL may not be used as a callback. The message names the rule it broke, for the
+    caller to read; `detail` adds what the resolver said (which addresses a name has), for the
+    log only: told to callers, it would map our internal names."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
+
+
+# One message whether the name does not resolve or resolves to a refused address, so that
+# answers cannot tell which names exist inside our network.
+# The settings are named for every name, the unresolvable ones too: a developer's receiver on
+# `localhost` learns what allows it, and the answer still says nothing of what a name resolves to.
+_NOT_PUBLIC = (
+    "The host must resolve, now, to public addresses only; callbacks must reach a public "
+    "address, or a host or network the operator allows (WEBHOOK_ALLOWED_HOSTS, "
+    "WEBHOOK_ALLOWED_NETWORKS)."
+)
 
 
 class ResolutionFailed(RefusedURL):
@@ -86,12 +103,15 @@ def check_url(url: str, *, resolve: Resolver | None = None) -> Target:
     scheme, host, port, request_target = _parse(url)
     addresses = (resolve or resolve_host)(host, port)
     if not addresses:
-        raise ResolutionFailed(f"{host} does not resolve to any address.")
+        raise ResolutionFailed(_NOT_PUBLIC, f"{host} does not resolve to any address.")
     for address in addresses:
         reason = address_refusal(ipaddress.ip_address(address), host=host)
-        if reason:
-            what = f"{address} is" if address == host else f"{host} resolves to {address},"
-            raise RefusedURL(f"{what} a {reason} address; {_allowed_only(reason)}")
+        if not reason:
+            continue
+        if address == host:
+            # The caller wrote the address itself: naming its kind tells nothing new.
+            raise RefusedURL(f"{address} is a {reason} address; {_allowed_only(reason)}")
+        raise RefusedURL(_NOT_PUBLIC, f"{host} resolves to {address}, a {reason} address.")
     return Target(
         scheme=scheme,
         host=host,
@@ -126,9 +146,9 @@ def resolve_host(host: str, port: int) -> list[str]:
     try:
         infos = future.result(timeout=settings.WEBHOOK_DNS_TIMEOUT)
     except FutureTimeout as exc:
-        raise ResolutionFailed(f"{host} could not be resolved in time.") from exc
+        raise ResolutionFailed(_NOT_PUBLIC, f"{host} could not be resolved in time.") from exc
     except (OSError, UnicodeError) as exc:
-        raise ResolutionFailed(f"{host} could not be resolved.") from exc
+        raise ResolutionFailed(_NOT_PUBLIC, f"{host} could not be resolved: {exc}") from exc
     addresses = []
     for _family, _type, _proto, _name, sockaddr in infos:
         # An IPv6 sockaddr may carry a zone ("fe80::1%eth0"); the address is what is judged.

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
@@ -9,12 +10,13 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from pymongo.errors import ConnectionFailure
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from frontservice.problems import json_problem_response
+from frontservice.request_body import client_read_failure
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,39 @@ class LengthRequired(ApiError):
     default_detail = "Send Content-Length or a chunked body."
 
 
+class IncompleteBody(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "incomplete_body"
+    default_detail = (
+        "The body ended before its Content-Length (or before its last chunk); nothing was "
+        "kept. Send the request again, whole."
+    )
+
+
+class UploadTimedOut(ApiError):
+    status_code = status.HTTP_408_REQUEST_TIMEOUT
+    default_code = "upload_timeout"
+    default_detail = "The body stopped coming; nothing was kept. Send the request again."
+
+
+class TooManyUploads(ApiError):
+    # Decided before a byte of the body is read: a thread reading a body is what a slow or
+    # stalled client holds, so each owner (and the process) may only hold a few.
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_uploads"
+    default_detail = "Too many of your uploads are in progress here; retry later."
+
+    def __init__(self, detail: str | None = None, *, wait: int):
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler turns it into Retry-After
+
+
+class InvalidContentLength(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_content_length"
+    default_detail = "Content-Length must be a whole number of bytes."
+
+
 class InputTooLarge(ApiError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "input_too_large"
@@ -118,6 +153,15 @@ class InvalidCallbackURL(ApiError):
     default_detail = (
         "callback_url must be an http(s) URL without credentials whose host resolves only to "
         "public addresses."
+    )
+
+
+class WebhooksNotConfigured(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "webhooks_not_configured"
+    default_detail = (
+        "Your tenant has no webhook signing secret yet, so callbacks cannot be sent to it; "
+        "ask the operator for one."
     )
 
 
@@ -212,6 +256,16 @@ def exception_handler(exc, context):
     elif isinstance(exc, SuspiciousOperation):
         logger.warning("suspicious request: %s", type(exc).__name__)
         exc = BadRequest()
+    elif isinstance(exc, Http404):
+        # Django's own 404 (DRF raises it for an unknown `?format=`) has no `.detail`; its
+        # text is not shown either.
+        exc = exceptions.NotFound("No such resource.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied("You may not do this.")
+    elif (failure := client_read_failure(exc)) is not None:
+        # The client's body stopped coming or was cut off: nothing of it is kept, no job made.
+        logger.info("request body %s: %s", failure, type(exc).__name__)
+        exc = UploadTimedOut() if failure == "timeout" else IncompleteBody()
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log it with the traceback, answer without leaking anything.

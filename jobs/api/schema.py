@@ -270,8 +270,15 @@ SUBMIT = {
                 "missing_input",
                 "invalid_idempotency_key",
                 "invalid_callback_url",
+                "webhooks_not_configured",
+                "incomplete_body",
+                "invalid_content_length",
                 "malformed_request",
                 "bad_request",
+            ),
+            (408, PROBLEM): _problem(
+                "upload_timeout",
+                description="The body stopped coming for `UPLOAD_IDLE_TIMEOUT`; nothing was kept.",
             ),
             (409, PROBLEM): _problem(
                 "idempotency_request_in_progress",
@@ -292,8 +299,9 @@ SUBMIT = {
             (429, PROBLEM): _problem(
                 "rate_limited",
                 "too_many_active_jobs",
-                description="Too many requests, or too many of your jobs still running; see "
-                "`Retry-After`.",
+                "too_many_uploads",
+                description="Too many requests, too many of your jobs still running, or too "
+                "many of your uploads being read (decided before the body); see `Retry-After`.",
             ),
         }
     ),

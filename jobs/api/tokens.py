@@ -284,21 +284,49 @@ def verify_token(token: str) -> Principal:
         )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("The token has expired.", "token_expired") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        if exc.claim == "sub":
+            raise _missing_owner_claims() from exc
+        raise InvalidToken(f"The token is not valid: {exc}") from exc
+    except jwt.exceptions.InvalidSubjectError as exc:  # a `sub` that is not a string
+        raise _missing_owner_claims() from exc
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"The token is not valid: {exc}") from exc
+    # PyJWT compares the times as int(value), so "1767607200" would pass; RFC 7519 says
+    # NumericDate, a JSON number.
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InvalidToken(f"The token's '{name}' must be a number.")
     tenant_id = claims.get(settings.JWT_TENANT_CLAIM)
     sub = claims["sub"]
     if not (_owner_claim(tenant_id) and _owner_claim(sub)):
-        raise InvalidToken(
-            f"The token must carry string claims '{settings.JWT_TENANT_CLAIM}' and 'sub' of 1 "
-            f"to {MAX_OWNER_CLAIM_LENGTH} characters.",
-            "missing_claims",
-        )
+        raise _missing_owner_claims()
+    if _has_control_characters(tenant_id) or _has_control_characters(sub):
+        # ("acme\0x", "y") and ("acme", "x\0y") would share keys built by joining the two (the
+        # rate counters' among them), and no identity provider means a NUL or a newline in one.
+        raise InvalidToken("The token's owner claims must not contain control characters.")
     return Principal(tenant_id=tenant_id, sub=sub)
+
+
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _missing_owner_claims() -> InvalidToken:
+    return InvalidToken(
+        f"The token must carry string claims '{settings.JWT_TENANT_CLAIM}' and 'sub' of 1 "
+        f"to {MAX_OWNER_CLAIM_LENGTH} characters.",
+        "missing_claims",
+    )
 
 
 def _owner_claim(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_OWNER_CLAIM_LENGTH
+
+
+def _has_control_characters(value: str) -> bool:
+    # C0 controls, DEL and the C1 controls.
+    return any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)
 
 
 def issue_token(

@@ -1,5 +1,21 @@
-"""Reading a job's input from the request into the staging area, never whole in memory."""
+"""Reading a job's input from the request into the staging area, never whole in memory.
 
+A body is staged only whole: one that ends before its Content-Length (or a chunked one cut off
+before its last chunk, or one that stops coming for UPLOAD_IDLE_TIMEOUT) raises while it is read
+(frontservice/request_body.py), its partial copy is removed, and no job or Idempotency-Key claim
+is ever made from it.
+
+Reading a body is what a slow client makes a thread wait on, so the uploads one API process
+reads at once are capped, in all (UPLOADS_PER_PROCESS) and per owner (UPLOADS_PER_OWNER), and the
+cap is checked before a byte is read: beyond it, 429 `too_many_uploads` with Retry-After. The view
+takes the slot right after authentication (JobViewSet.check_throttles), before any database round
+trip, and gives it back once the body is read.
+"""
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -7,6 +23,34 @@ from django.conf import settings
 
 from jobs import staging
 from jobs.api import errors
+from jobs.api.tokens import Principal
+
+# Seconds a client refused for too many uploads is asked to wait: an upload slot frees when an
+# upload ends, which for a stalled one is within UPLOAD_IDLE_TIMEOUT.
+UPLOAD_RETRY_AFTER = 5
+
+_slots_lock = threading.Lock()
+_uploads_in_progress: Counter[tuple[str, str]] = Counter()
+
+
+@contextmanager
+def upload_slot(*, owner: Principal) -> Iterator[None]:
+    """Hold one of this process's upload slots while the body is read; TooManyUploads if none."""
+    key = (owner.tenant_id, owner.sub)
+    with _slots_lock:
+        if (
+            _uploads_in_progress.total() >= settings.UPLOADS_PER_PROCESS
+            or _uploads_in_progress[key] >= settings.UPLOADS_PER_OWNER
+        ):
+            raise errors.TooManyUploads(wait=UPLOAD_RETRY_AFTER)
+        _uploads_in_progress[key] += 1
+    try:
+        yield
+    finally:
+        with _slots_lock:
+            _uploads_in_progress[key] -= 1
+            if _uploads_in_progress[key] <= 0:
+                del _uploads_in_progress[key]
 
 
 @dataclass(frozen=True)
@@ -29,12 +73,21 @@ def stage_request_body(request) -> StagedUpload:
     return upload
 
 
+def _declared_length(request) -> int | None:
+    declared = request.META.get("CONTENT_LENGTH")
+    if not declared:
+        return None
+    if not declared.isdigit():
+        raise errors.InvalidContentLength()
+    return int(declared)
+
+
 def _stage_raw(request) -> StagedUpload:
     django_request = request._request
     limit = settings.MAX_INPUT_BYTES
-    declared = request.META.get("CONTENT_LENGTH")
-    if declared:
-        if int(declared) > limit:
+    declared = _declared_length(request)
+    if declared is not None:
+        if declared > limit:
             # Refused before reading a byte of it.
             raise errors.InputTooLarge(f"The input is larger than {limit} bytes.")
         stream = django_request  # Django's stream stops at Content-Length
@@ -49,6 +102,10 @@ def _stage_raw(request) -> StagedUpload:
         )
     except staging.InputTooLarge as exc:
         raise errors.InputTooLarge(f"The input is larger than {exc.limit} bytes.") from exc
+    if declared is not None and staged.size != declared:
+        # The stream under gunicorn raises on a short body; this holds wherever it does not.
+        staged.path.unlink(missing_ok=True)
+        raise errors.IncompleteBody()
     content_type = request.META.get("CONTENT_TYPE") or "application/octet-stream"
     return StagedUpload(
         path=staged.path, size=staged.size, content_type=content_type, sha256=staged.sha256
@@ -56,8 +113,8 @@ def _stage_raw(request) -> StagedUpload:
 
 
 def _stage_multipart(request) -> StagedUpload:
-    declared = request.META.get("CONTENT_LENGTH")
-    if declared and int(declared) > settings.MAX_INPUT_BYTES + 64 * 1024:
+    declared = _declared_length(request)
+    if declared and declared > settings.MAX_INPUT_BYTES + 64 * 1024:
         raise errors.InputTooLarge(f"The input is larger than {settings.MAX_INPUT_BYTES} bytes.")
     upload = request.FILES.get("input")
     if upload is None:

@@ -1,6 +1,7 @@
 """The job API. Views validate input and call services; every queryset is the caller's own."""
 
 import uuid
+from contextlib import ExitStack
 
 from django.http import StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
@@ -14,7 +15,7 @@ from frontservice.downstream import DownstreamError
 from jobs import services
 from jobs.api import callbacks, errors, idempotency, limits, listing, schema, waiting
 from jobs.api.throttling import OwnerRateThrottle
-from jobs.api.uploads import stage_request_body
+from jobs.api.uploads import stage_request_body, upload_slot
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
@@ -38,6 +39,26 @@ class JobViewSet(viewsets.GenericViewSet):
         "status": "read",
         "output": "read",
     }
+
+    def check_throttles(self, request):
+        # An upload's slot (jobs/api/uploads.py) is taken first, right after authentication: a
+        # refused upload then costs no database round trip (rate counter, active jobs), so a
+        # crowd of stalled uploads cannot queue everyone else's requests behind its own. The
+        # slot is given back when the answer is finalized, whatever it is.
+        if self.action == "create":
+            self._upload_slot = ExitStack()
+            self._upload_slot.enter_context(upload_slot(owner=request.user))
+        super().check_throttles(request)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        self._release_upload_slot()
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def _release_upload_slot(self) -> None:
+        slot = getattr(self, "_upload_slot", None)
+        if slot is not None:
+            self._upload_slot = None
+            slot.close()
 
     def perform_content_negotiation(self, request, force=False):
         # The output is the job's own bytes in its own content type, whatever the client's
@@ -69,12 +90,14 @@ class JobViewSet(viewsets.GenericViewSet):
         callback_url = callbacks.callback_url_from_query(request)
         # So is an owner at its cap of jobs not final yet (jobs/api/limits.py).
         limits.check_active_jobs(owner=request.user, idempotency_key=key)
+        # (The upload's slot was taken before all of these, in check_throttles.)
         upload = stage_request_body(request)
         try:
             callback_url = callbacks.callback_url_from_form(request, from_query=callback_url)
         except errors.InvalidCallbackURL:
             upload.path.unlink(missing_ok=True)  # no job will take this staged copy
             raise
+        self._release_upload_slot()  # the body is read: what a slot guards is over
 
         def create_job() -> dict:
             job = services.job_create(

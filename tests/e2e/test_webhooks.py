@@ -4,13 +4,15 @@ real receiver on loopback. The rules of delivery are tested in-process in tests/
 """
 
 import json
+import uuid
 
 import pytest
 import requests
 from django.conf import settings
 
 from jobs.models import WebhookStatus
-from tests.support.api import status_of, wait_for_status
+from tests.support.api import Owner, status_of, wait_for_status
+from tests.support.stack import REPO
 from tests.support.webhooks import Receiver, verifies, wait_for_webhook
 from webhooks.models import WebhookDelivery
 
@@ -64,3 +66,59 @@ def test_it_posts_the_signed_job_document_when_the_job_completes(stack, alice, r
     [attempt] = delivery.attempts
     assert (attempt["attempt"], attempt["status_code"], attempt["error"]) == (1, 200, None)
     assert attempt["address"] == "127.0.0.1"
+
+
+def _documented_verify():
+    """The `verify` of docs/api.md's receiver snippet, as a receiver would paste it."""
+    text = (REPO / "docs" / "api.md").read_text()
+    section = text[text.index("Verify before trusting a delivery") :]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start : section.index("\n```", start)]
+    namespace: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), namespace)
+    return namespace["verify"]
+
+
+def _deliver(stack, owner, receiver):
+    response = requests.post(
+        f"{stack.api}/api/v1/job",
+        params={"callback_url": receiver.url()},
+        data=b"signed for this tenant",
+        headers=owner.headers,
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    wait_for_status(stack, owner, response.json()["id"], FINISHED)
+    job = wait_for_webhook(response.json()["id"])
+    assert job.webhook_status == WebhookStatus.DELIVERED
+    [received] = receiver.received
+    return received
+
+
+def test_the_documented_snippet_verifies_a_real_delivery_and_refuses_a_replay(stack, receiver):
+    owner = Owner(tenant_id="webhook-tenant-with-own-secret", sub=f"dana-{uuid.uuid4().hex[:8]}")
+    [secret] = settings.WEBHOOK_TENANT_SECRETS[owner.tenant_id]
+    verify = _documented_verify()
+
+    received = _deliver(stack, owner, receiver)
+
+    assert received.headers["X-FrontService-Signature"].startswith("v2=")
+    assert verify(secret, received.headers, received.body)
+    # The shared development secret does not verify a tenant with its own.
+    assert not verify(settings.WEBHOOK_SECRET, received.headers, received.body)
+    # Captured and replayed under a new delivery id (to pass the receiver's dedupe): refused.
+    replayed = {**received.headers, "X-FrontService-Delivery": str(uuid.uuid4())}
+    assert not verify(secret, replayed, received.body)
+    assert not verify(secret, received.headers, received.body.replace(b"COMPLETED", b"ERROR"))
+
+
+def test_while_a_secret_is_rotated_a_delivery_verifies_with_either(stack, receiver):
+    owner = Owner(tenant_id="webhook-tenant-rotating", sub=f"erin-{uuid.uuid4().hex[:8]}")
+    verify = _documented_verify()
+
+    received = _deliver(stack, owner, receiver)
+
+    assert received.headers["X-FrontService-Signature"].count("v2=") == 2
+    assert verify("new-secret-for-tests", received.headers, received.body)
+    assert verify("old-secret-for-tests", received.headers, received.body)
+    assert not verify("tenant-secret-for-tests", received.headers, received.body)

@@ -8,6 +8,7 @@ middleware's answers) runs in a new process.
 """
 
 import importlib.util
+import json
 import os
 import secrets
 import subprocess
@@ -25,6 +26,8 @@ _DECIDED = (
     "DJANGO_DEBUG",
     "DJANGO_ALLOWED_HOSTS",
     "WEBHOOK_SECRET",
+    "WEBHOOK_TENANT_SECRETS",
+    "METRICS_TOKEN",
 )
 _DECIDED_PREFIXES = ("JWT_", "DJANGO_SECURE_")
 
@@ -34,14 +37,16 @@ PRODUCTION = {
     "JWT_SIGNING_KEY": secrets.token_urlsafe(40),
     "JWT_AUDIENCE": "https://api.example.com",
     "DJANGO_ALLOWED_HOSTS": "api.example.com",
-    "WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    "WEBHOOK_TENANT_SECRETS": json.dumps({"acme": secrets.token_urlsafe(32)}),
+    "METRICS_TOKEN": secrets.token_urlsafe(32),
 }
 REQUIRED = [
     "DJANGO_SECRET_KEY",
     "JWT_SIGNING_KEY",
     "JWT_AUDIENCE",
     "DJANGO_ALLOWED_HOSTS",
-    "WEBHOOK_SECRET",
+    "WEBHOOK_TENANT_SECRETS",
+    "METRICS_TOKEN",
 ]
 
 HEADERS_SCRIPT = """
@@ -131,14 +136,15 @@ def test_production_refuses_the_development_values_of_env_example(monkeypatch):
     example = {}
     for line in (REPO / ".env.example").read_text().splitlines():
         name, _, value = line.partition("=")
-        if value and (name.startswith(("DJANGO_", "JWT_")) or name == "WEBHOOK_SECRET"):
+        if value and name.startswith(("DJANGO_", "JWT_", "WEBHOOK_")):
             example[name] = value
 
     message = _refusal({**example, "FRONTSERVICE_ENV": "production"}, monkeypatch)
 
     assert "DJANGO_SECRET_KEY is a development value" in message
     assert "JWT_SIGNING_KEY is a development value" in message
-    assert "WEBHOOK_SECRET is a development value" in message
+    # The example's shared WEBHOOK_SECRET is never used in production: each tenant needs its own.
+    assert "WEBHOOK_TENANT_SECRETS must be set" in message
 
 
 @pytest.mark.parametrize(
@@ -148,6 +154,10 @@ def test_production_refuses_the_development_values_of_env_example(monkeypatch):
         ({"DJANGO_SECRET_KEY": "short-but-not-a-dev-value"}, "DJANGO_SECRET_KEY must be at least"),
         ({"JWT_SIGNING_KEY": "sixteen-bytes-!!"}, "JWT_SIGNING_KEY must be at least 32 bytes"),
         ({"DJANGO_ALLOWED_HOSTS": "*"}, "DJANGO_ALLOWED_HOSTS must name the hosts"),
+        (
+            {"WEBHOOK_TENANT_SECRETS": '{"acme": "dev-only-webhook-secret-change-me"}'},
+            "WEBHOOK_TENANT_SECRETS holds a development value",
+        ),
         ({"JWT_ALGORITHM": "RS256", "JWT_SIGNING_KEY": ""}, "JWT_VERIFYING_KEY"),
         (
             {"JWT_ALGORITHM": "RS256", "JWT_JWKS_URL": "http://idp.example.com/jwks"},
@@ -163,7 +173,7 @@ def test_production_refuses_unsafe_values(override, named, monkeypatch):
 
 def test_production_reads_secrets_from_files(tmp_path):
     environment = dict(PRODUCTION)
-    for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "WEBHOOK_SECRET"):
+    for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "WEBHOOK_TENANT_SECRETS"):
         (tmp_path / name).write_text(environment.pop(name) + "\n")
         environment[f"{name}_FILE"] = str(tmp_path / name)
 

@@ -18,6 +18,8 @@ from tests.support.processes import ManagedProcess, wait_for_port
 REPO = Path(__file__).resolve().parent.parent.parent
 # JobService's execution delay in tests: long enough to see SUBMITTED, short enough to be quick.
 EXECUTION_DELAY = "0.3"
+# UPLOAD_IDLE_TIMEOUT of the stack's API: a read from a client waits this long for a byte.
+STALL_TIMEOUT = 3
 
 
 @dataclass
@@ -117,6 +119,8 @@ def stack_env(db_name: str, urls: dict[str, str]) -> dict:
         BLOBSERVICE_URL=urls["blob"],
         JOBSERVICE_URL=urls["job"],
         Q_WORKERS="2",
+        # Short, so that the tests of stalled clients see their connections end in seconds.
+        UPLOAD_IDLE_TIMEOUT=str(STALL_TIMEOUT),
         PYTHONUNBUFFERED="1",
     )
     return env

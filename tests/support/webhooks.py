@@ -72,9 +72,4 @@ def wait_for_webhook(job_id: str, timeout: float = 30) -> Job:
 
 
 def verifies(received: Received, secret: str) -> bool:
-    return signing.verify(
-        secret,
-        timestamp=received.headers["X-FrontService-Timestamp"],
-        body=received.body,
-        header=received.headers["X-FrontService-Signature"],
-    )
+    return signing.verify(secret, headers=received.headers, body=received.body)

@@ -111,7 +111,8 @@ def test_a_tenant_with_its_own_secret_gets_deliveries_signed_with_it(api, servic
     finish_and_deliver(api, owner, created["id"])
 
     [received] = receiver.received
-    assert verifies(received, settings.WEBHOOK_TENANT_SECRETS[owner.tenant_id])
+    [own_secret] = settings.WEBHOOK_TENANT_SECRETS[owner.tenant_id]
+    assert verifies(received, own_secret)
     assert not verifies(received, settings.WEBHOOK_SECRET)
 
 

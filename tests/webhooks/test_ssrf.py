@@ -64,7 +64,7 @@ def test_it_refuses_non_public_addresses_in_every_spelling(url, reason):
     with pytest.raises(ssrf.RefusedURL) as refused:
         ssrf.check_url(url)
 
-    assert f"a {reason} address" in str(refused.value)
+    assert f"a {reason} address" in refused.value.detail
 
 
 def test_it_accepts_a_public_address():
@@ -87,8 +87,25 @@ def test_it_accepts_a_name_that_resolves_only_to_public_addresses():
 
 def test_it_refuses_a_name_when_any_of_its_addresses_is_not_public():
     # One public record beside a private one: a connection might take either.
-    with pytest.raises(ssrf.RefusedURL, match=r"resolves to 10\.1\.2\.3, a private address"):
+    with pytest.raises(ssrf.RefusedURL) as refused:
         ssrf.check_url("https://hooks.example.com/x", resolve=resolver("93.184.215.14", "10.1.2.3"))
+
+    # The caller reads the rule; what the name resolves to is for the log only.
+    assert "public addresses only" in str(refused.value)
+    assert "10.1.2.3" not in str(refused.value) and "private" not in str(refused.value)
+    assert refused.value.detail == "hooks.example.com resolves to 10.1.2.3, a private address."
+
+
+def test_a_name_that_does_not_resolve_reads_as_one_that_resolves_to_an_internal_address():
+    def fail(host, port):
+        raise OSError("Name or service not known")
+
+    with pytest.raises(ssrf.RefusedURL) as unknown:
+        ssrf.check_url("https://nowhere.invalid/x", resolve=lambda host, port: [])
+    with pytest.raises(ssrf.RefusedURL) as internal:
+        ssrf.check_url("https://vm.internal/x", resolve=resolver("127.0.0.1"))
+
+    assert str(unknown.value) == str(internal.value)
 
 
 def test_a_name_that_does_not_resolve_is_refused_as_a_resolution_failure():
@@ -155,8 +172,9 @@ def test_no_allow_list_opens_a_metadata_address(settings):
     settings.WEBHOOK_ALLOWED_HOSTS = ["metadata.internal"]
     settings.WEBHOOK_ALLOWED_NETWORKS = [ipaddress.ip_network("169.254.0.0/16")]
 
-    with pytest.raises(ssrf.RefusedURL, match="cloud metadata"):
+    with pytest.raises(ssrf.RefusedURL) as refused:
         ssrf.check_url("http://metadata.internal/", resolve=resolver("169.254.169.254"))
+    assert "cloud metadata" in refused.value.detail
     with pytest.raises(ssrf.RefusedURL, match="cloud metadata"):
         ssrf.check_url("http://169.254.169.254/latest/meta-data/")
 

@@ -113,8 +113,9 @@ FORGED = [
     ),
     ("another audience", lambda: f"Bearer {_token(aud='billing-service')}", "invalid_token"),
     ("audience missing", lambda: f"Bearer {_token(aud=None)}", "invalid_token"),
-    ("sub missing", lambda: f"Bearer {_token(sub=None)}", "invalid_token"),
-    ("sub an integer", lambda: f"Bearer {_token(sub=1234)}", "invalid_token"),
+    ("sub missing", lambda: f"Bearer {_token(sub=None)}", "missing_claims"),
+    ("sub an integer", lambda: f"Bearer {_token(sub=1234)}", "missing_claims"),
+    ("sub with a NUL", lambda: f"Bearer {_token(sub='x\0y')}", "invalid_token"),
     ("sub too long", lambda: f"Bearer {_token(sub='m' * 201)}", "missing_claims"),
     (
         "tenant missing",

@@ -117,6 +117,40 @@ def test_the_schema_answers_its_errors_as_json_too(api, assert_problem):
     assert_problem(response, 406, "not_acceptable")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/job?format=x",
+        "/api/v1/job?format=json",
+        f"/api/v1/job/{uuid.uuid4()}/status?format=x",
+        f"/api/v1/job/{uuid.uuid4()}/output?format=x",
+        "/api/schema/?format=x",
+        "/api/schema/?format=",
+        "/api/docs/?format=x",
+    ],
+)
+@pytest.mark.parametrize("with_token", [False, True])
+def test_an_unknown_format_is_a_problem_document_with_or_without_a_token(
+    api, alice, path, with_token
+):
+    # DRF raises Django's Http404 for a format it has no renderer for; it has no `.detail`.
+    response = api.get(path, alice if with_token else None)
+
+    assert response.status_code < 500, response.content
+    if response.status_code >= 400:
+        assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "accept", ["", "*/*;q=x", "application/json;q=0", "text/html, */*;q=0", ";;;", "\x00"]
+)
+@pytest.mark.parametrize("path", ["/api/v1/job", "/api/schema/", "/healthz"])
+def test_any_accept_header_without_a_token_is_never_a_500(api, path, accept):
+    response = api.get(path, headers={"Accept": accept})
+
+    assert response.status_code < 500, response.content
+
+
 # --- 400, 411, 413 on submit -----------------------------------------------------------------
 
 

@@ -13,7 +13,9 @@ Hypothesis drives schemathesis's strategies directly: schemathesis's own pytest 
 
 import pytest
 import schemathesis
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -99,3 +101,56 @@ def test_real_jobs_are_answered_as_described(api, alice):
             case.call_and_validate(headers=alice.headers, checks=CHECKS, timeout=30)
 
         cancel_answers_as_described()
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_without_a_token_every_operation_answers_a_problem_and_never_a_5xx(services, mode):
+    # What anyone on the internet can send: the schema's operations without a token.
+    for operation in _operations():
+
+        @BOUNDS
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def answers_without_a_token(case):
+            case.call_and_validate(
+                headers={"Authorization": ""},
+                checks=[not_a_server_error, content_type_conformance],
+                timeout=30,
+            )
+
+        answers_without_a_token()
+
+
+# Every path that answers without a token, and the paths of the API that refuse without one.
+UNAUTHENTICATED_PATHS = [
+    "/api/v1/job",
+    "/api/v1/job/5fae24ed-11a1-4c0d-a1d4-76da377c6978/status",
+    "/api/v1/job/5fae24ed-11a1-4c0d-a1d4-76da377c6978/output",
+    "/api/schema/",
+    "/api/docs/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/admin/login/",
+    "/no/such/path",
+]
+_QUERY_NAMES = st.sampled_from(
+    ["format", "cursor", "limit", "status", "callback_url", "created_after", "lang", "next"]
+)
+
+
+def test_any_query_string_and_accept_without_a_token_is_never_a_5xx(db):
+    client = Client()
+
+    @settings(BOUNDS, max_examples=40)
+    @given(
+        query=st.dictionaries(_QUERY_NAMES | st.text(max_size=8), st.text(max_size=20), max_size=4),
+        accept=st.sampled_from(["", "*/*", "text/html", "application/xml", "x/y;q=z", "a" * 300])
+        | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+    )
+    def never_a_5xx(query, accept):
+        for path in UNAUTHENTICATED_PATHS:
+            response = client.get(path, query, headers={"Accept": accept})
+
+            assert response.status_code < 500, (path, query, accept, response.content[:300])
+
+    never_a_5xx()

@@ -214,8 +214,10 @@ def test_a_claim_left_unanswered_past_its_lease_is_taken_over(api, alice, in_pro
     assert key_record(alice, in_progress_key).response_status == 202
 
 
-def test_concurrent_repeats_make_exactly_one_job(services, alice):
-    # Eight requests at once, each on its own client and database connection.
+def test_concurrent_repeats_make_exactly_one_job(services, alice, settings):
+    # Eight requests at once, each on its own client and database connection: in one process,
+    # so the per-process upload caps (jobs/api/uploads.py) are raised to let all eight in.
+    settings.UPLOADS_PER_PROCESS = settings.UPLOADS_PER_OWNER = 8
     answers = in_threads(8, lambda: post(Api(), alice, b"some input", key="race"))
 
     jobs = jobs_of(alice)

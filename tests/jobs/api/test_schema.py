@@ -17,7 +17,7 @@ from tests.support.inprocess import Api, body_of
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 # Every status each operation can answer; each error one is a problem document.
 EXPECTED_STATUSES = {
-    ("/api/v1/job", "post"): {202, 400, 401, 406, 409, 411, 413, 422, 429, 500, 503},
+    ("/api/v1/job", "post"): {202, 400, 401, 406, 408, 409, 411, 413, 422, 429, 500, 503},
     ("/api/v1/job", "get"): {200, 400, 401, 406, 429, 500, 503},
     ("/api/v1/job/{job_id}/status", "get"): {200, 400, 401, 404, 406, 429, 500, 503},
     ("/api/v1/job/{job_id}/output", "get"): {200, 400, 401, 404, 406, 429, 500, 502, 503},
@@ -120,11 +120,19 @@ def test_each_error_response_names_its_codes(schema):
         "missing_input",
         "invalid_idempotency_key",
         "invalid_callback_url",
+        "webhooks_not_configured",
+        "incomplete_body",
+        "invalid_content_length",
         "malformed_request",
         "bad_request",
     }
+    assert _codes(schema, *submit, 408) == {"upload_timeout"}
     assert _codes(schema, *submit, 413) == {"input_too_large", "request_too_large"}
-    assert _codes(schema, *submit, 429) == {"rate_limited", "too_many_active_jobs"}
+    assert _codes(schema, *submit, 429) == {
+        "rate_limited",
+        "too_many_active_jobs",
+        "too_many_uploads",
+    }
     assert _codes(schema, *output, 404) == {
         "job_not_found",
         "output_not_ready",
