@@ -11,13 +11,16 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
 from django_q.cluster import Cluster
 
 from frontservice.metrics import serve_worker_metrics
+from orchestration.dispatch import dispatch_pass
 
 logger = logging.getLogger(__name__)
 
@@ -92,5 +95,28 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         serve_worker_metrics()  # only with WORKER_METRICS_PORT (a worker host of its own)
+        start_dispatcher()
         cluster = GracefulCluster(grace=settings.Q_STOP_GRACE)
         cluster.start()
+
+
+def start_dispatcher() -> threading.Thread:
+    """Run the dispatcher (orchestration/dispatch.py) every DISPATCH_INTERVAL_SECONDS in a daemon
+    thread of this process, which outlives the cluster's children. Every worker runs one; their
+    compare-and-set claims make that harmless."""
+    thread = threading.Thread(target=_dispatch_loop, name="dispatcher", daemon=True)
+    thread.start()
+    return thread
+
+
+def _dispatch_loop() -> None:
+    while True:
+        try:
+            dispatch_pass()
+        except Exception:
+            # The database restarting, say: the next pass tries again.
+            logger.exception("dispatch pass failed")
+        finally:
+            # This thread's database connection is closed between passes, as a request's is.
+            connections.close_all()
+        time.sleep(settings.DISPATCH_INTERVAL_SECONDS)
