@@ -95,21 +95,27 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         serve_worker_metrics()  # only with WORKER_METRICS_PORT (a worker host of its own)
-        start_dispatcher()
         cluster = GracefulCluster(grace=settings.Q_STOP_GRACE)
+        start_dispatcher(cluster)
         cluster.start()
 
 
-def start_dispatcher() -> threading.Thread:
+def start_dispatcher(cluster: Cluster) -> threading.Thread:
     """Run the dispatcher (orchestration/dispatch.py) every DISPATCH_INTERVAL_SECONDS in a daemon
     thread of this process, which outlives the cluster's children. Every worker runs one; their
     compare-and-set claims make that harmless."""
-    thread = threading.Thread(target=_dispatch_loop, name="dispatcher", daemon=True)
+    thread = threading.Thread(
+        target=_dispatch_loop, args=(cluster,), name="dispatcher", daemon=True
+    )
     thread.start()
     return thread
 
 
-def _dispatch_loop() -> None:
+def _dispatch_loop(cluster: Cluster) -> None:
+    # Not a lock taken (logging, the database client) until the cluster has forked its sentinel:
+    # a child forked while this thread held one would wait on it for ever.
+    while not (cluster.start_event is not None and cluster.start_event.is_set()):
+        time.sleep(0.1)
     while True:
         try:
             dispatch_pass()
