@@ -1,77 +1,49 @@
-"""Retrying a downstream call inside a task: capped exponential backoff with full jitter.
+"""When a failed downstream call is tried again: capped exponential backoff with full jitter,
+over a retry horizon. The whole schedule is here; nothing sleeps it.
 
-The whole schedule is here. Attempt n (from 1) that fails with a retryable error waits
-    uniform(0, min(cap, base * 2 ** (n - 1)))   seconds ("full jitter"),
-or exactly what the service asked for in Retry-After, then tries again; it gives up after
-`max_attempts` attempts, or earlier when the next wait would end past `deadline` seconds after
-the first attempt. With the defaults (base 0.5 s, cap 30 s, 6 attempts, 300 s deadline) the
-expected waits are 0.25, 0.5, 1, 2, 4 s: a short outage is ridden out, a long one is reported.
-Permanent errors (4xx other than 408/429, see orchestration/clients/http.py) are not retried at all.
+A caller makes one attempt per task delivery. After attempt n (from 1) fails with a retryable
+error, the next attempt is due
+    uniform(0, min(cap, base * 2 ** (n - 1)))   seconds later ("full jitter"),
+or exactly when the service asked for in Retry-After, and never after the horizon's end: the
+last attempt is made at the horizon. A failure at or past `horizon` seconds after the first
+failed attempt of the step is the last: the caller gives up. With the orchestration's defaults
+(base 0.5 s, cap 30 s, horizon 1 hour) the expected waits are 0.25, 0.5, 1, 2, 4, 8, 15, then
+15 s on average: a deploy or failover of a downstream service is ridden out, and a service that
+stays down for an hour is reported. The circuit breaker (orchestration/breaker.py) keeps jobs
+waiting while a service is down, so that waiting costs the service one probe per interval.
+
+Permanent errors (4xx other than 408/429, see orchestration/clients/http.py) are not retried.
 """
 
-import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.conf import settings
-
-from frontservice.downstream import DownstreamError
-
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
+class Schedule:
     base: float
     cap: float
-    deadline: float
-
-    @classmethod
-    def from_settings(cls) -> "RetryPolicy":
-        return cls(
-            max_attempts=settings.DOWNSTREAM_RETRY_ATTEMPTS,
-            base=settings.DOWNSTREAM_RETRY_BASE,
-            cap=settings.DOWNSTREAM_RETRY_CAP,
-            deadline=settings.DOWNSTREAM_RETRY_DEADLINE,
-        )
+    horizon: float
 
     def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        return rng() * min(self.cap, self.base * 2 ** (attempt - 1))
+        """The full-jitter wait after failed attempt `attempt` (from 1)."""
+        # The exponent is bounded: 2 ** 1000 is a float overflow, and the cap is long reached.
+        return rng() * min(self.cap, self.base * 2 ** min(attempt - 1, 64))
 
+    def gives_up(self, *, retrying_for: float) -> bool:
+        """Whether a failure `retrying_for` seconds after the step's first one is the last."""
+        return retrying_for >= self.horizon
 
-class GaveUp(Exception):
-    """The call failed for good: `error` is the last failure, after `attempts` attempts."""
-
-    def __init__(self, error: DownstreamError, attempts: int):
-        super().__init__(f"{error} (after {attempts} attempt{'s' if attempts != 1 else ''})")
-        self.error = error
-        self.attempts = attempts
-
-
-def call_with_retries[T](
-    call: Callable[[], T],
-    *,
-    what: str,
-    policy: RetryPolicy | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> tuple[T, int]:
-    """Run `call` until it succeeds; return its result and the attempts it took, or GaveUp."""
-    policy = policy or RetryPolicy.from_settings()
-    started = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return call(), attempt
-        except DownstreamError as error:
-            if not error.retryable or attempt >= policy.max_attempts:
-                raise GaveUp(error, attempt) from error
-            wait = error.retry_after if error.retry_after is not None else policy.backoff(attempt)
-            if clock() + wait - started > policy.deadline:
-                raise GaveUp(error, attempt) from error
-            logger.info("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, error, wait)
-            sleep(wait)
+    def delay(
+        self,
+        attempt: int,
+        *,
+        retrying_for: float,
+        retry_after: float | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds until the next attempt, after failed attempt `attempt`, `retrying_for` seconds
+        into the horizon; Retry-After, when the service sent one, instead of the backoff."""
+        wait = retry_after if retry_after is not None else self.backoff(attempt, rng)
+        return max(0.0, min(wait, self.horizon - retrying_for))

@@ -256,11 +256,20 @@ JOBSERVICE_URL = env_str("JOBSERVICE_URL", "http://127.0.0.1:8102")
 DOWNSTREAM_CONNECT_TIMEOUT = env_float("DOWNSTREAM_CONNECT_TIMEOUT", 3.05, minimum=0.1)
 DOWNSTREAM_READ_TIMEOUT = env_float("DOWNSTREAM_READ_TIMEOUT", 30.0, minimum=0.1)
 
-# Retries of one downstream call inside a task (frontservice/backoff.py has the schedule).
-DOWNSTREAM_RETRY_ATTEMPTS = env_int("DOWNSTREAM_RETRY_ATTEMPTS", 6, minimum=1)
+# Retries of a downstream step, scheduled on the job (frontservice/backoff.py has the schedule):
+# capped exponential backoff with full jitter, for DOWNSTREAM_RETRY_HORIZON seconds of transient
+# failures of one step, then its error state.
 DOWNSTREAM_RETRY_BASE = env_float("DOWNSTREAM_RETRY_BASE", 0.5, minimum=0.0)
 DOWNSTREAM_RETRY_CAP = env_float("DOWNSTREAM_RETRY_CAP", 30.0, minimum=0.0)
-DOWNSTREAM_RETRY_DEADLINE = env_float("DOWNSTREAM_RETRY_DEADLINE", 300.0, minimum=0.0)
+DOWNSTREAM_RETRY_HORIZON = env_float("DOWNSTREAM_RETRY_HORIZON", 3600.0, minimum=0.0)
+# A downstream service's circuit (orchestration/breaker.py) opens after this many transient
+# failures in a row; while open, one job per CIRCUIT_PROBE_INTERVAL seconds is let through.
+CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
+CIRCUIT_PROBE_INTERVAL = env_float("CIRCUIT_PROBE_INTERVAL", 5.0, minimum=0.1)
+# The dispatcher (orchestration/dispatch.py, run by `manage.py worker`) enqueues the jobs whose
+# next attempt is due every DISPATCH_INTERVAL_SECONDS, up to DISPATCH_BATCH per pass.
+DISPATCH_INTERVAL_SECONDS = env_float("DISPATCH_INTERVAL_SECONDS", 1.0, minimum=0.05)
+DISPATCH_BATCH = env_int("DISPATCH_BATCH", 500, minimum=1)
 # Task deliveries per job before it is put in an error state: a task that keeps killing its
 # worker (or is redelivered forever) stops here.
 ORCHESTRATION_MAX_ATTEMPTS = env_int("ORCHESTRATION_MAX_ATTEMPTS", 5, minimum=1)
@@ -272,13 +281,6 @@ Q_RETRY = env_int("Q_RETRY", 960, minimum=2)
 if Q_RETRY <= Q_TIMEOUT:
     # A task still running when `retry` expires would be delivered a second time.
     raise ImproperlyConfigured(f"Q_RETRY ({Q_RETRY}) must be longer than Q_TIMEOUT ({Q_TIMEOUT}).")
-if 2 * (DOWNSTREAM_RETRY_DEADLINE + DOWNSTREAM_READ_TIMEOUT) >= Q_TIMEOUT:
-    # A task makes two retried calls (store, submit); both must fit in the task's timeout, or
-    # django-q2 kills the worker in the middle of a retry loop.
-    raise ImproperlyConfigured(
-        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed 2 x (DOWNSTREAM_RETRY_DEADLINE + "
-        f"DOWNSTREAM_READ_TIMEOUT) = {2 * (DOWNSTREAM_RETRY_DEADLINE + DOWNSTREAM_READ_TIMEOUT)}."
-    )
 # `manage.py worker` kills what is still running this long after SIGTERM (tasks are redelivered).
 Q_STOP_GRACE = env_float("Q_STOP_GRACE", 30.0, minimum=0.0)
 Q_CLUSTER = {
@@ -353,22 +355,26 @@ WEBHOOK_URL_MAX_LENGTH = env_int("WEBHOOK_URL_MAX_LENGTH", 2048, minimum=16)
 WEBHOOK_DNS_TIMEOUT = env_float("WEBHOOK_DNS_TIMEOUT", 2.0, minimum=0.1)
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.05, minimum=0.1)
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0, minimum=0.1)
-# Attempts per event, over every task run, with frontservice/backoff.py's full-jitter backoff
-# between them; the waits of one task run end by WEBHOOK_RETRY_DEADLINE.
-WEBHOOK_RETRY_ATTEMPTS = env_int("WEBHOOK_RETRY_ATTEMPTS", 6, minimum=1)
+# Failed deliveries are tried again on frontservice/backoff.py's schedule, one attempt per task,
+# for WEBHOOK_RETRY_HORIZON seconds after an event's first attempt, then FAILED. The cap is long:
+# a receiver down for a day gets about one attempt per half hour, not one every few seconds.
 WEBHOOK_RETRY_BASE = env_float("WEBHOOK_RETRY_BASE", 1.0, minimum=0.0)
-WEBHOOK_RETRY_CAP = env_float("WEBHOOK_RETRY_CAP", 30.0, minimum=0.0)
-WEBHOOK_RETRY_DEADLINE = env_float("WEBHOOK_RETRY_DEADLINE", 120.0, minimum=0.0)
-_webhook_task_bound = (
-    WEBHOOK_RETRY_DEADLINE + WEBHOOK_DNS_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT + WEBHOOK_READ_TIMEOUT
-)
+WEBHOOK_RETRY_CAP = env_float("WEBHOOK_RETRY_CAP", 1800.0, minimum=0.0)
+WEBHOOK_RETRY_HORIZON = env_float("WEBHOOK_RETRY_HORIZON", 86400.0, minimum=0.0)
+_webhook_task_bound = WEBHOOK_DNS_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT + WEBHOOK_READ_TIMEOUT
 if _webhook_task_bound >= Q_TIMEOUT:
     # A delivery task claims its webhook for Q_TIMEOUT; one running longer would be killed by
     # django-q2 and its webhook taken over by a second task while the first still sends.
     raise ImproperlyConfigured(
-        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed WEBHOOK_RETRY_DEADLINE + WEBHOOK_DNS_TIMEOUT + "
-        f"WEBHOOK_CONNECT_TIMEOUT + WEBHOOK_READ_TIMEOUT = {_webhook_task_bound}."
+        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed WEBHOOK_DNS_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT + "
+        f"WEBHOOK_READ_TIMEOUT = {_webhook_task_bound}."
     )
+# What `manage.py worker` runs every DISPATCH_INTERVAL_SECONDS: each app's pass over the work
+# whose next attempt is due (named, like tasks, so the worker tier does not import webhooks).
+DISPATCHERS = [
+    "orchestration.dispatch.jobs_dispatch_due",
+    "webhooks.dispatch.webhooks_dispatch_due",
+]
 
 # --- Reconciler (orchestration/reconcile.py), a django-q2 schedule --------------------------
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 1, minimum=1)

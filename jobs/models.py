@@ -27,9 +27,18 @@ class Job(models.Model):
     remote_job_id = models.CharField(max_length=128, blank=True, default="")
     # The last downstream failure: {"service", "message", "status_code", "attempts", "at"}.
     error = models.JSONField(null=True, blank=True, default=None)
-    # Orchestration task runs (deliveries) since creation or the last operator retry; bounded,
-    # so a task that keeps killing its worker ends in an error state instead of looping.
+    # Downstream attempts of the current step (store, then submit): reset when the step
+    # succeeds or an operator sends the job on again. Shown on the job document.
     attempts = models.PositiveIntegerField(default=0)
+    # Task deliveries that did not record an outcome (reset by every attempt that did); bounded
+    # by ORCHESTRATION_MAX_ATTEMPTS, so a task that keeps killing its worker ends in an error
+    # state instead of looping.
+    deliveries = models.PositiveIntegerField(default=0)
+    # When the next attempt of the current step is due after a transient failure; the
+    # dispatcher (orchestration/dispatch.py) enqueues the job then. Null: not waiting.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=None)
+    # The first failed attempt of the current step: the retry horizon counts from here.
+    retrying_since = models.DateTimeField(null=True, blank=True, default=None)
     # When the reconciler last claimed this job (re-enqueue or refresh); one claim per window
     # makes two reconcilers running at once harmless.
     checked_at = models.DateTimeField(null=True, blank=True, default=None)
@@ -58,11 +67,19 @@ class Job(models.Model):
     # The X-Request-ID of the POST that created the job (empty: created outside a request), so
     # the user's request id finds every log line about the job (frontservice/request_log.py).
     request_id = models.CharField(max_length=128, blank=True, default="")
+    # When the next attempt of a PENDING webhook is due after a failed one; the dispatcher
+    # (webhooks/dispatch.py) enqueues it then. Null: not waiting.
+    webhook_next_attempt_at = models.DateTimeField(null=True, blank=True, default=None)
 
     class Meta:
         indexes = [
             # The reconciler's look for webhooks nobody is sending.
             models.Index(fields=["webhook_status", "updated_at"], name="job_webhook_status"),
+            # The dispatcher's look for webhooks whose next attempt is due.
+            models.Index(
+                fields=["webhook_status", "webhook_next_attempt_at"],
+                name="job_webhook_next_attempt",
+            ),
             # Owner lookups: every API read filters on (tenant_id, sub) and the id or the date.
             # The listing (jobs/api/listing.py) walks it in order, newest first, with the id as the
             # tie-break, so the id is in it: a page costs about a page of index entries.
@@ -70,6 +87,8 @@ class Job(models.Model):
                 fields=["tenant_id", "sub", "-created_at", "-id"], name="job_owner_created_id"
             ),
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
+            # The dispatcher's look for jobs whose next attempt is due.
+            models.Index(fields=["status", "next_attempt_at"], name="job_status_next_attempt"),
             # The per-owner cap on jobs not yet final counts by status (jobs/api/limits.py).
             models.Index(fields=["tenant_id", "sub", "status"], name="job_owner_status"),
         ]

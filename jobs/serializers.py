@@ -37,6 +37,16 @@ class JobErrorSerializer(serializers.Serializer):
     )
 
 
+class LastErrorSerializer(serializers.Serializer):
+    """The transient failure a job is waiting out (it is retried; no error state yet)."""
+
+    service = serializers.CharField(help_text="`blobservice` or `jobservice`.")
+    message = serializers.CharField()
+    status_code = serializers.IntegerField(
+        allow_null=True, help_text="The downstream service's HTTP status, if it answered."
+    )
+
+
 class JobLinksSerializer(serializers.Serializer):
     status = serializers.URLField(help_text="This job's status.")
     output = serializers.URLField(help_text="This job's output, once `EXECUTION_COMPLETED`.")
@@ -50,6 +60,7 @@ class JobSerializer(serializers.ModelSerializer):
     finished_at = serializers.SerializerMethodField()
     callback_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    last_error = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -62,6 +73,8 @@ class JobSerializer(serializers.ModelSerializer):
             "submitted_at",
             "finished_at",
             "attempts",
+            "next_attempt_at",
+            "last_error",
             "input_size",
             "content_type",
             "callback_url",
@@ -71,8 +84,14 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {
             "attempts": {
-                "help_text": "Orchestration runs (deliveries to a worker) since creation or "
-                "the last operator retry; more than 1 means a retry after a failure or a crash."
+                "help_text": "Downstream attempts of the current step (storing the input, then "
+                "submitting it) that failed, or of the step that ended the job in an error state; "
+                "0 once a step succeeds."
+            },
+            "next_attempt_at": {
+                "help_text": "While the job waits after a transient downstream failure: when its "
+                "next attempt is due (it may wait longer while the service is down). Null "
+                "otherwise."
             },
             "input_size": {"help_text": "The input's size in bytes."},
             "content_type": {"help_text": "The input's media type, also the output's."},
@@ -113,6 +132,14 @@ class JobSerializer(serializers.ModelSerializer):
         error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
         error["message"] = _public_message(error)
         return {"code": ERROR_CODES.get(job.status, "failed"), **error}
+
+    @extend_schema_field(LastErrorSerializer(allow_null=True))
+    def get_last_error(self, job: Job) -> dict | None:
+        if job.status in ERROR or not job.error or job.next_attempt_at is None:
+            return None
+        error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
+        error["message"] = _public_message(error)
+        return error
 
     @extend_schema_field(JobLinksSerializer)
     def get_links(self, job: Job) -> dict:

@@ -150,6 +150,7 @@ def _webhook_fields(job_id: uuid.UUID, to_status: str) -> dict:
         "webhook_status": WebhookStatus.PENDING,
         "webhook_delivery_id": uuid.uuid4(),
         "webhook_claimed_at": None,
+        "webhook_next_attempt_at": None,
     }
 
 
@@ -197,6 +198,7 @@ def job_webhook_renew(job: Job, *, reason: str, by: str) -> uuid.UUID | None:
             "webhook_status": WebhookStatus.PENDING,
             "webhook_delivery_id": delivery_id,
             "webhook_claimed_at": None,
+            "webhook_next_attempt_at": None,
         },
     )
     return delivery_id if changed is not None else None

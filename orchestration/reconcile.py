@@ -1,7 +1,8 @@
 """The reconciler: a periodic pass that finds work nobody is doing and gets it done.
 
 - Jobs stuck in CREATED or STORED (the enqueue failed, the broker lost the task, the worker
-  died with the Redis broker) are enqueued again.
+  died with the Redis broker) are enqueued again; jobs waiting for their next attempt are the
+  dispatcher's (orchestration/dispatch.py).
 - SUBMITTED jobs that nobody polls are refreshed from JobService, on a slower cadence, so the
   stored status (admin, listings) does not go stale.
 - CANCELLING jobs (JobService could not be reached when the owner cancelled) get their cancel
@@ -25,6 +26,7 @@ from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from frontservice.request_log import log_context
@@ -74,8 +76,13 @@ def reconcile(
     deadline = time.monotonic() + budget
     report = Report()
     claim = {"now": now, "limit": limit, "deadline": deadline}
+    # A job waiting for its next attempt is the dispatcher's (orchestration/dispatch.py).
+    waiting = Q(next_attempt_at__isnull=False)
+    stuck = jobs_claim_idle(
+        Status.CREATED, Status.STORED, idle_for=stuck_after, where=~waiting, **claim
+    )
     # Each job's lines carry its id and its creating request's (frontservice/request_log.py).
-    for job in jobs_claim_idle(Status.CREATED, Status.STORED, idle_for=stuck_after, **claim):
+    for job in stuck:
         with log_context(job_id=str(job.id), request_id=job.request_id):
             logger.warning(
                 "job %s: stuck in %s since %s; enqueued again", job.id, job.status, job.updated_at

@@ -29,7 +29,13 @@ RETRY_TARGET: dict[str, str] = {
 REQUEUE = frozenset({Status.CREATED, Status.STORED})
 
 # A retry starts the job's budget of task deliveries afresh and forgets the last failure.
-_FRESH_START = {"attempts": 0, "error": None}
+_FRESH_START = {
+    "attempts": 0,
+    "deliveries": 0,
+    "error": None,
+    "next_attempt_at": None,
+    "retrying_since": None,
+}
 # What the worker does next with a job in each status, for the outcome's detail.
 _STEP = {
     Status.CREATED: "next: store the input in BlobService",

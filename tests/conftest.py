@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.api import Owner
-from tests.support.inprocess import Api, Downstream, clear_tasks
+from tests.support.inprocess import Api, Downstream, clear_circuits, clear_tasks
 from tests.support.processes import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,6 +125,7 @@ def services(downstream):
     earlier test on the broker: what this test's jobs do is all that happens."""
     downstream.reset()
     clear_tasks()
+    clear_circuits()
     yield downstream
     downstream.reset()
 

@@ -25,7 +25,10 @@ TEST_SETTINGS = {
     "DOWNSTREAM_READ_TIMEOUT": "3",
     "DOWNSTREAM_RETRY_BASE": "0.1",
     "DOWNSTREAM_RETRY_CAP": "1",
-    "DOWNSTREAM_RETRY_DEADLINE": "4",
+    # A step gives up after 3 s of transient failures; an open circuit probes twice a second.
+    "DOWNSTREAM_RETRY_HORIZON": "3",
+    "CIRCUIT_PROBE_INTERVAL": "0.5",
+    "DISPATCH_INTERVAL_SECONDS": "0.2",
     "ORCHESTRATION_MAX_ATTEMPTS": "3",
     "Q_TIMEOUT": "15",
     "Q_RETRY": "16",
@@ -42,10 +45,9 @@ TEST_SETTINGS = {
         '{"webhook-tenant-with-own-secret": "tenant-secret-for-tests",'
         ' "webhook-tenant-rotating": ["new-secret-for-tests", "old-secret-for-tests"]}'
     ),
-    "WEBHOOK_RETRY_ATTEMPTS": "4",
     "WEBHOOK_RETRY_BASE": "0.05",
     "WEBHOOK_RETRY_CAP": "0.2",
-    "WEBHOOK_RETRY_DEADLINE": "5",
+    "WEBHOOK_RETRY_HORIZON": "3",
     "WEBHOOK_DNS_TIMEOUT": "1",
     "WEBHOOK_CONNECT_TIMEOUT": "1",
     "WEBHOOK_READ_TIMEOUT": "2",

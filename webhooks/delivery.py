@@ -7,10 +7,13 @@ reconciler (webhooks/reconcile.py) enqueues it again when that task was lost. A 
 claims the webhook (compare-and-set on `webhook_claimed_at`), so two tasks for one job never
 send at once, and a claim older than Q_TIMEOUT (its task was killed) can be taken over.
 
-Each attempt is recorded on the WebhookDelivery, and attempts are counted over every task run:
-at most WEBHOOK_RETRY_ATTEMPTS per event, with frontservice/backoff.py's capped, jittered
-backoff between them. 2xx: DELIVERED. 4xx other than 408/429, or a URL the SSRF guard now
-refuses: FAILED at once. Anything else is retried, then FAILED.
+A task makes one attempt and releases its worker. Each attempt is recorded on the
+WebhookDelivery. 2xx: DELIVERED. 4xx other than 408/429, or a URL the SSRF guard now refuses:
+FAILED at once. Anything else leaves the webhook PENDING with its next attempt due later
+(`Job.webhook_next_attempt_at`, frontservice/backoff.py's schedule), when the dispatcher
+(webhooks/dispatch.py) enqueues it again; FAILED only once WEBHOOK_RETRY_HORIZON has passed since
+the event's first attempt. A receiver that never answers costs a worker one read timeout per
+attempt, never a sleep.
 
 Delivery is at least once: a receiver's 2xx can be lost, a task can die after sending. Every
 attempt of one event carries the same X-FrontService-Delivery id, for receivers to dedupe on.
@@ -27,8 +30,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from frontservice import mongo
-from frontservice.backoff import GaveUp, RetryPolicy, call_with_retries
-from frontservice.downstream import DownstreamError
+from frontservice.backoff import Schedule
 from frontservice.queue import enqueue_task
 from jobs.models import Job, WebhookStatus
 from jobs.serializers import JobSerializer
@@ -39,7 +41,6 @@ from webhooks.models import WebhookDelivery
 logger = logging.getLogger(__name__)
 
 EVENT = "job.finished"
-SERVICE = "webhook"  # as DownstreamError's service, in logs
 
 
 def enqueue_webhook(job_id: uuid.UUID) -> bool:
@@ -53,44 +54,60 @@ def enqueue_webhook(job_id: uuid.UUID) -> bool:
 
 
 def webhook_deliver(*, job_id: uuid.UUID) -> WebhookStatus | None:
-    """Send the job's pending webhook; its final status, or None when there was nothing to do."""
+    """Make one attempt at the job's pending webhook; its status after it (PENDING: another
+    attempt is due later), or None when there was nothing to do."""
     job = _claim(job_id)
     if job is None:
-        logger.info("job %s: no webhook to send (none pending, or another task has it)", job_id)
+        logger.info("job %s: no webhook to send (none pending, not due, or being sent)", job_id)
         return None
     delivery = delivery_of(job)
-    done = len(delivery.attempts)
-    if done >= settings.WEBHOOK_RETRY_ATTEMPTS:
-        # Every attempt was made by an earlier run that died before recording the outcome.
+    retrying_for = (timezone.now() - delivery.created_at).total_seconds()
+    # The last attempt is due at the horizon; one a task can no longer be making is past it by
+    # more than a task may run: its run died after the attempt, before recording the outcome.
+    if delivery.attempts and schedule().gives_up(retrying_for=retrying_for - settings.Q_TIMEOUT):
         return _finish(job, delivery, WebhookStatus.FAILED)
-    # Rendered once: every attempt of this run sends the same bytes (the job is final).
     body = JSONRenderer().render(JobSerializer(job).data)
-    attempt = done
-
-    def send_once() -> None:
-        nonlocal attempt
-        attempt += 1
+    attempt = len(delivery.attempts) + 1
+    try:
         outcome = _attempt(job, delivery, attempt=attempt, body=body)
-        if not outcome.delivered:
-            raise DownstreamError(
-                SERVICE,
-                outcome.error or "failed",
-                status_code=outcome.status_code,
-                retryable=outcome.retryable,
-            )
+    except _Refused:
+        logger.warning("job %s: webhook %s: the URL is refused now", job.id, delivery.id)
+        return _finish(job, delivery, WebhookStatus.FAILED)
+    if outcome.delivered:
+        return _finish(job, delivery, WebhookStatus.DELIVERED)
+    retrying_for = (timezone.now() - delivery.created_at).total_seconds()
+    if not outcome.retryable or schedule().gives_up(retrying_for=retrying_for):
+        logger.warning(
+            "job %s: webhook %s failed for good after %d attempts: %s",
+            job.id,
+            delivery.id,
+            attempt,
+            outcome.status_code or outcome.error,
+        )
+        return _finish(job, delivery, WebhookStatus.FAILED)
+    delay = schedule().delay(attempt, retrying_for=retrying_for)
+    _wait(job, delivery, due=timezone.now() + timedelta(seconds=delay))
+    return WebhookStatus.PENDING
 
-    policy = RetryPolicy(
-        max_attempts=settings.WEBHOOK_RETRY_ATTEMPTS - done,
+
+def schedule() -> Schedule:
+    return Schedule(
         base=settings.WEBHOOK_RETRY_BASE,
         cap=settings.WEBHOOK_RETRY_CAP,
-        deadline=settings.WEBHOOK_RETRY_DEADLINE,
+        horizon=settings.WEBHOOK_RETRY_HORIZON,
     )
-    try:
-        call_with_retries(send_once, what=f"job {job.id}: webhook {delivery.id}", policy=policy)
-    except GaveUp as gave_up:
-        logger.warning("job %s: webhook %s failed for good: %s", job.id, delivery.id, gave_up)
-        return _finish(job, delivery, WebhookStatus.FAILED)
-    return _finish(job, delivery, WebhookStatus.DELIVERED)
+
+
+def _wait(job: Job, delivery: WebhookDelivery, *, due) -> None:
+    # Only this event's webhook, as in _finish; the claim is released for the next attempt.
+    Job.objects.filter(
+        pk=job.pk, webhook_delivery_id=delivery.pk, webhook_status=WebhookStatus.PENDING
+    ).update(webhook_next_attempt_at=due, webhook_claimed_at=None)
+    logger.info("job %s: webhook %s next attempt at %s", job.id, delivery.id, due.isoformat())
+
+
+class _Refused(Exception):
+    """The SSRF guard refuses the callback's address now: no attempt can succeed."""
 
 
 def _claim(job_id: uuid.UUID) -> Job | None:
@@ -101,6 +118,8 @@ def _claim(job_id: uuid.UUID) -> Job | None:
         Q(pk=job_id, status__in=list(FINAL), webhook_status=WebhookStatus.PENDING)
         & ~Q(callback_url="")
         & (Q(webhook_claimed_at__isnull=True) | Q(webhook_claimed_at__lte=stale))
+        # Waiting for its next attempt: a task delivered early leaves it to the dispatcher.
+        & (Q(webhook_next_attempt_at__isnull=True) | Q(webhook_next_attempt_at__lte=now))
     )
     if Job.objects.filter(claimable).update(webhook_claimed_at=now) != 1:
         return None
@@ -130,7 +149,7 @@ def _attempt(job: Job, delivery: WebhookDelivery, *, attempt: int, body: bytes) 
         )
         _record(delivery, attempt=attempt, outcome=outcome)
         if not retryable:
-            raise DownstreamError(SERVICE, f"refused: {exc}", retryable=False) from exc
+            raise _Refused from exc
         return outcome
     # Signed per attempt (a fresh timestamp) with the tenant's own secrets; a tenant without
     # one raises NoSigningSecret, which no retry can help: nothing is sent unsigned.
@@ -187,7 +206,7 @@ def _finish(job: Job, delivery: WebhookDelivery, status: WebhookStatus) -> Webho
     # or sent the webhook again as a new event (webhooks/resend.py).
     Job.objects.filter(
         pk=job.pk, webhook_delivery_id=delivery.pk, webhook_status=WebhookStatus.PENDING
-    ).update(webhook_status=status, webhook_claimed_at=None)
+    ).update(webhook_status=status, webhook_claimed_at=None, webhook_next_attempt_at=None)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status=status, updated_at=timezone.now())
     logger.info("job %s: webhook %s %s", job.id, delivery.id, status)
     return status

@@ -35,7 +35,8 @@ def webhooks_reconcile(
     if webhook_after is None:
         webhook_after = timedelta(seconds=settings.RECONCILE_STUCK_AFTER)
     budget = settings.RECONCILE_PASS_SECONDS if budget_seconds is None else budget_seconds
-    unsent = Q(webhook_status=WebhookStatus.PENDING) & (
+    # A webhook waiting for its next attempt is the dispatcher's (webhooks/dispatch.py).
+    unsent = Q(webhook_status=WebhookStatus.PENDING, webhook_next_attempt_at__isnull=True) & (
         Q(webhook_claimed_at__isnull=True) | Q(webhook_claimed_at__lte=now - webhook_after)
     )
     enqueued = []

@@ -5,7 +5,7 @@ new event (a new X-FrontService-Delivery id) would be a duplicate it cannot reco
 one is queued or being sent, and the reconciler sends one whose task was lost. The new event is
 recorded with a compare-and-set (jobs.services.job_webhook_renew), then its delivery task is
 enqueued; from there it is delivered, retried and recorded like any other
-(webhooks/delivery.py), with WEBHOOK_RETRY_ATTEMPTS attempts of its own.
+(webhooks/delivery.py), with a WEBHOOK_RETRY_HORIZON of its own.
 Used by `manage.py retry_webhooks` and by the admin's "Send webhook again" action.
 """
 

@@ -402,7 +402,8 @@ STATUS = {
             OpenApiParameter.HEADER,
             response=[200],
             description="Only while the job is not final: seconds until polling again is "
-            "useful (about a tenth of the job's age, 1 to `RETRY_AFTER_MAX_SECONDS`).",
+            "useful (about a tenth of the job's age, 1 to `RETRY_AFTER_MAX_SECONDS`, and no "
+            "later than a second after `next_attempt_at` while the job waits for one).",
         ),
         OpenApiParameter(
             "Preference-Applied",

@@ -12,6 +12,7 @@ once; beyond that the preference is simply not applied (the answer comes at once
 """
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -36,11 +37,15 @@ _slots_lock = threading.Lock()
 
 def retry_after(job: Job) -> int | None:
     """Seconds to the next useful poll of a job not final: about a tenth of its age, 1 s at
-    least, RETRY_AFTER_MAX_SECONDS at most. None for a final job (nothing will change)."""
+    least, RETRY_AFTER_MAX_SECONDS at most, and never past a second after its next attempt is
+    due, when it waits for one. None for a final job (nothing will change)."""
     if job.is_final:
         return None
-    age = (timezone.now() - job.created_at).total_seconds()
-    return max(1, min(settings.RETRY_AFTER_MAX_SECONDS, int(age // 10)))
+    now = timezone.now()
+    poll = min(settings.RETRY_AFTER_MAX_SECONDS, int((now - job.created_at).total_seconds() // 10))
+    if job.next_attempt_at is not None:
+        poll = min(poll, math.ceil((job.next_attempt_at - now).total_seconds()) + 1)
+    return max(1, poll)
 
 
 def requested_wait(prefer: str | None) -> int | None:

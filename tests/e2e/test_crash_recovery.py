@@ -61,7 +61,10 @@ def test_a_worker_killed_during_the_upload_is_recovered(quiet_stack, alice):
 
     wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
     _assert_once_downstream(stack, job_id, b"KILLED WHILE UPLOADING")
-    assert Job.objects.get(pk=job_id).attempts == 2
+    # Two deliveries: the killed one, and the one that finished (and reset the count).
+    log = stack.processes["worker"].log_path.read_text()
+    assert log.count(f"processing orchestrate-{job_id}") == 2
+    assert Job.objects.get(pk=job_id).deliveries == 0
 
 
 def test_a_worker_killed_during_the_submit_is_recovered(quiet_stack, alice):

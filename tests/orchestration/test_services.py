@@ -1,6 +1,8 @@
 """The orchestration of a job (orchestration/services.py): store the input in BlobService, then
-submit it to JobService. Transient downstream failures are retried inside the task; permanent
-ones fail at once; a step that gives up leaves the job in its error state with the last error.
+submit it to JobService. A task makes one attempt; a transient failure leaves the job in its
+status with its next attempt due (the dispatcher enqueues it then); permanent failures fail at
+once; a step that fails for DOWNSTREAM_RETRY_HORIZON (3 s in the tests) ends in its error state
+with the attempts and the last error.
 
 Jobs are submitted through the API in-process and their tasks run with run_tasks(); faults are
 injected in the reference services, or a service is made unreachable by pointing its setting at
@@ -12,7 +14,8 @@ from pathlib import Path
 
 from jobs import staging
 from jobs.models import Job
-from tests.support.inprocess import run_tasks, submit, wait_for_status
+from orchestration import services as orchestration_services
+from tests.support.inprocess import run_tasks, run_until_settled, submit, wait_for_status
 from tests.support.processes import free_port
 
 
@@ -25,8 +28,9 @@ def _transitions(job_id) -> list[tuple[str, str]]:
 
 
 def _orchestrated(job_id) -> Job:
-    """The job after the worker's tasks ran."""
-    run_tasks()
+    """The job after the worker's tasks, and the dispatcher's passes, ran until it no longer
+    waits for an attempt."""
+    run_until_settled(job_id)
     return Job.objects.get(pk=job_id)
 
 
@@ -116,7 +120,7 @@ def test_a_permanent_4xx_fails_at_once(api, services, alice):
 
 
 def test_a_service_that_keeps_failing_ends_in_error_with_the_attempts_and_last_error(
-    api, services, alice
+    api, services, alice, settings
 ):
     services.faults("job", fail_rate=1.0, status=503, methods=["PUT"])
 
@@ -125,11 +129,16 @@ def test_a_service_that_keeps_failing_ends_in_error_with_the_attempts_and_last_e
 
     assert job.status == "SUBMITTED_ERROR"
     assert job.error["service"] == "jobservice" and job.error["status_code"] == 503
-    # Bounded by attempts (DOWNSTREAM_RETRY_ATTEMPTS) or by the deadline, whichever comes first.
-    assert 2 <= job.error["attempts"] <= 6
+    # Given up only at the horizon (DOWNSTREAM_RETRY_HORIZON, 3 s here), not after a count.
+    assert job.error["attempts"] >= 2 and job.attempts == job.error["attempts"]
+    stored, failed = (e for e in job.history if e["to"] in {"STORED", "SUBMITTED_ERROR"})
+    assert _seconds_between(stored["at"], failed["at"]) >= settings.DOWNSTREAM_RETRY_HORIZON
+    # Each attempt is one PUT; while the circuit was open the job waited without calling.
     assert services.stats("job")["by_id"][job_id]["PUT"] == job.error["attempts"]
+    assert job.next_attempt_at is None and job.retrying_since is None
     body = api.status_of(alice, job_id).json()
     assert body["status"] == "SUBMITTED_ERROR" and body["error"]["status_code"] == 503
+    assert body["attempts"] == job.attempts and body["next_attempt_at"] is None
 
 
 def test_a_blobservice_slower_than_the_read_timeout_is_a_retried_timeout(
@@ -151,3 +160,42 @@ def test_a_blobservice_slower_than_the_read_timeout_is_a_retried_timeout(
 
 def _seconds_between(first: str, second: str) -> float:
     return (datetime.fromisoformat(second) - datetime.fromisoformat(first)).total_seconds()
+
+
+def test_a_transient_failure_leaves_the_job_waiting_in_its_status(api, services, alice):
+    services.faults("job", fail_next=1, status=503, methods=["PUT"])
+
+    job_id = submit(api, alice, b"wait for me")["id"]
+    run_tasks()  # the one delivery, and no dispatcher: the task has returned
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "STORED"
+    assert job.attempts == 1 and job.deliveries == 0
+    assert job.error["service"] == "jobservice" and job.error["status_code"] == 503
+    assert job.next_attempt_at is not None and job.retrying_since is not None
+    assert services.stats("job")["by_id"][job_id]["PUT"] == 1
+    body = api.status_of(alice, job_id).json()
+    assert body["status"] == "STORED" and body["attempts"] == 1
+    assert body["last_error"]["status_code"] == 503 and body["next_attempt_at"] is not None
+    assert body["error"] is None
+
+    run_until_settled(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert job.status in {"SUBMITTED", "EXECUTION_COMPLETED"}
+    assert (job.attempts, job.error, job.next_attempt_at) == (0, None, None)
+    assert services.stats("job")["by_id"][job_id]["PUT"] == 2
+
+
+def test_a_task_delivered_before_the_next_attempt_is_due_leaves_the_job_waiting(
+    api, services, alice
+):
+    services.faults("job", fail_next=1, status=429, retry_after=60, methods=["PUT"])
+    job_id = submit(api, alice, b"not yet")["id"]
+    run_tasks()
+
+    orchestration_services.enqueue_orchestration(Job.objects.get(pk=job_id).id)
+    run_tasks()
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "STORED" and job.attempts == 1
+    assert services.stats("job")["by_id"][job_id]["PUT"] == 1

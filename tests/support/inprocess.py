@@ -14,11 +14,15 @@ import time
 from dataclasses import dataclass, field
 
 import requests
+from django.db.models import Q
 from django.utils.module_loading import import_string
 from django_q.signing import SignedPackage
 from rest_framework.test import APIClient
 
 from frontservice.broker import process_broker
+from jobs.models import Job
+from orchestration.dispatch import dispatch_pass
+from orchestration.models import CircuitBreaker
 from tests.support.api import Owner
 
 # A task that enqueues another (a webhook after the job's last step) is drained in the same
@@ -45,6 +49,25 @@ def run_tasks(*, max_tasks: int = MAX_TASKS) -> list[str]:
             ran.append(task["name"])
             assert len(ran) <= max_tasks, f"more than {max_tasks} tasks: {ran[-5:]}"
     return ran
+
+
+def run_until_settled(*job_ids, timeout: float = 30) -> list[str]:
+    """Run the tasks, and the dispatcher's passes as `manage.py worker` would, until none of
+    these jobs waits for a next attempt (of a step or of its webhook); the tasks' names."""
+    deadline = time.monotonic() + timeout
+    ran = run_tasks()
+    waiting = Q(next_attempt_at__isnull=False) | Q(webhook_next_attempt_at__isnull=False)
+    while Job.objects.filter(waiting, pk__in=list(job_ids)).exists():
+        assert time.monotonic() < deadline, f"jobs still waiting for an attempt after {timeout}s"
+        time.sleep(0.05)
+        dispatch_pass()
+        ran += run_tasks()
+    return ran
+
+
+def clear_circuits() -> None:
+    """Every downstream circuit closed: an earlier test's outage does not hold this one's jobs."""
+    CircuitBreaker.objects.all().delete()
 
 
 def clear_tasks() -> None:
@@ -138,6 +161,7 @@ def wait_for_status(
     body: dict = {}
     while time.monotonic() < deadline:
         run_tasks()
+        dispatch_pass()
         response = api.status_of(owner, job_id)
         assert response.status_code == 200, response.content
         body = response.json()

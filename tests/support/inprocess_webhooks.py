@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from jobs.models import Job
 from tests.support.api import Owner
-from tests.support.inprocess import Api, run_tasks, wait_for_status
+from tests.support.inprocess import Api, run_until_settled, wait_for_status
 from tests.support.webhooks import wait_for_webhook
 from webhooks.models import WebhookDelivery
 
@@ -42,7 +42,8 @@ def finish_and_deliver(api: Api, owner: Owner, job_id: str) -> tuple[dict, Job]:
     """Run the job to a final status, then its webhook's delivery; the final document and the
     job as stored once the webhook is delivered or given up."""
     final = wait_for_status(api, owner, job_id, FINISHED)
-    run_tasks()  # the delivery, enqueued when the job became final
+    # The delivery, enqueued when the job became final, and its next attempts as they come due.
+    run_until_settled(job_id)
     return final, wait_for_webhook(job_id, timeout=0)
 
 

@@ -10,6 +10,7 @@ tests/e2e/test_webhooks.py.
 
 import json
 import uuid
+from datetime import datetime
 
 import pytest
 from django.conf import settings
@@ -161,9 +162,13 @@ def test_it_gives_up_after_the_last_attempt(api, services, alice):
 
     assert job.webhook_status == WebhookStatus.FAILED
     assert WebhookDelivery.objects.get(pk=job.webhook_delivery_id).status == WebhookStatus.FAILED
-    attempts = [attempt["status_code"] for attempt in attempts_of(job)]
-    assert attempts == [500] * settings.WEBHOOK_RETRY_ATTEMPTS
-    assert len(receiver.received) == settings.WEBHOOK_RETRY_ATTEMPTS
+    # Attempts, one per task, until WEBHOOK_RETRY_HORIZON (3 s here) after the first.
+    attempts = attempts_of(job)
+    assert len(attempts) >= 2
+    assert [attempt["status_code"] for attempt in attempts] == [500] * len(attempts)
+    assert len(receiver.received) == len(attempts)
+    assert _retried_for(job, attempts) >= settings.WEBHOOK_RETRY_HORIZON
+    assert job.webhook_next_attempt_at is None
 
 
 @pytest.mark.parametrize("answer", [400, 404, 410])
@@ -192,7 +197,8 @@ def test_a_receiver_that_is_down_is_retried_then_given_up(api, services, alice):
 
     assert job.webhook_status == WebhookStatus.FAILED
     attempts = attempts_of(job)
-    assert len(attempts) == settings.WEBHOOK_RETRY_ATTEMPTS
+    assert len(attempts) >= 2
+    assert _retried_for(job, attempts) >= settings.WEBHOOK_RETRY_HORIZON
     assert all(attempt["status_code"] is None and attempt["error"] for attempt in attempts)
 
 
@@ -231,3 +237,9 @@ def test_a_second_task_for_the_same_webhook_sends_nothing(api, services, alice, 
     assert len(receiver.received) == 1
     assert [attempt["attempt"] for attempt in attempts_of(job)] == [1]
     assert Job.objects.get(pk=job.pk).webhook_status == WebhookStatus.DELIVERED
+
+
+def _retried_for(job: Job, attempts: list[dict]) -> float:
+    """Seconds from the event's first attempt (its delivery record) to its last one."""
+    started = WebhookDelivery.objects.get(pk=job.webhook_delivery_id).created_at
+    return (datetime.fromisoformat(attempts[-1]["at"]) - started).total_seconds()

@@ -23,11 +23,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
 from django_q.cluster import Cluster, get_mp_context
 from django_q.signals import pre_execute
 
 from frontservice.health import queue_stats
 from frontservice.metrics import serve_worker_metrics
+from orchestration.dispatch import dispatch_pass
 from orchestration.supervisor import (
     Observation,
     QueueWatch,
@@ -147,7 +149,8 @@ class SupervisedCluster(GracefulCluster):
                 self.shared,
             ),
         )
-        self.sentinel.start()
+        with _fork_lock:  # never while the dispatcher's thread holds a lock
+            self.sentinel.start()
         self.started_at = time.monotonic()
         logger.info("Q Cluster %s starting.", self.name)
         while self.start_event and not self.start_event.is_set() and self.sentinel.is_alive():
@@ -279,5 +282,35 @@ class Command(BaseCommand):
             stall_seconds=settings.WORKER_STALL_SECONDS,
             shared=shared,
         )
+        start_dispatcher()
         cluster.start()
         cluster.supervise()
+
+
+# Held by the dispatcher during a pass and by every fork of a sentinel (the first one and each
+# restart): a child forked while the dispatcher's thread held a lock (logging, the database
+# client) would wait on it for ever. Between passes the thread only sleeps.
+_fork_lock = threading.Lock()
+
+
+def start_dispatcher() -> threading.Thread:
+    """Run the dispatcher (orchestration/dispatch.py) every DISPATCH_INTERVAL_SECONDS in a daemon
+    thread of this process, which outlives the cluster's children. Every worker runs one; their
+    compare-and-set claims make that harmless."""
+    thread = threading.Thread(target=_dispatch_loop, name="dispatcher", daemon=True)
+    thread.start()
+    return thread
+
+
+def _dispatch_loop() -> None:
+    while True:
+        with _fork_lock:
+            try:
+                dispatch_pass()
+            except Exception:
+                # The database restarting, say: the next pass tries again.
+                logger.exception("dispatch pass failed")
+            finally:
+                # This thread's database connection is closed between passes, as a request's is.
+                connections.close_all()
+        time.sleep(settings.DISPATCH_INTERVAL_SECONDS)

@@ -19,7 +19,7 @@ from rest_framework import exceptions
 from jobs.api import errors, idempotency
 from jobs.models import IdempotencyKey, Job
 from tests.support import problems
-from tests.support.inprocess import run_tasks, submit, wait_for_status
+from tests.support.inprocess import run_tasks, run_until_settled, submit, wait_for_status
 from tests.support.processes import free_port
 
 
@@ -295,11 +295,16 @@ def test_blobservice_down_while_fetching_output_is_502(
 
 
 def test_a_failed_job_names_no_internal_host(api, alice, settings, closed_url, secrets):
-    # BlobService down for longer than the retries (DOWNSTREAM_RETRY_DEADLINE): STORED_ERROR
-    # with a connection error whose text names BlobService's host and port.
+    # BlobService down while the job waits for its next attempt, then for longer than the
+    # horizon (DOWNSTREAM_RETRY_HORIZON): STORED_ERROR with a connection error whose text names
+    # BlobService's host and port. Neither document shows it.
     settings.BLOBSERVICE_URL = closed_url
     job_id = submit(api, alice, b"never stored")["id"]
     run_tasks()
+    waiting = api.status_of(alice, job_id)
+    assert waiting.json()["last_error"]["message"] == "ConnectionError talking to blobservice"
+    assert not any(secret in waiting.content.decode() for secret in secrets)
+    run_until_settled(job_id)
     job = Job.objects.get(pk=job_id)
     assert job.status == "STORED_ERROR"
     netloc = closed_url.removeprefix("http://")

@@ -233,6 +233,8 @@ def test_the_job_document_is_described_exactly(schema):
         "submitted_at",
         "finished_at",
         "attempts",
+        "next_attempt_at",
+        "last_error",
         "input_size",
         "content_type",
         "callback_url",

@@ -184,6 +184,18 @@ def test_retry_after_grows_with_the_age_and_is_capped(age, retry_after):
     assert waiting.retry_after(job) == retry_after
 
 
+@pytest.mark.parametrize(("due_in", "retry_after"), [(4.2, 6), (0.5, 2), (-10, 1), (600, 30)])
+def test_a_job_waiting_for_its_next_attempt_is_polled_no_later_than_it_is_due(due_in, retry_after):
+    now = timezone.now()
+    job = Job(
+        status="STORED",
+        created_at=now - timedelta(hours=1),  # old: by its age alone, RETRY_AFTER_MAX_SECONDS
+        next_attempt_at=now + timedelta(seconds=due_in),
+    )
+
+    assert waiting.retry_after(job) == retry_after
+
+
 def test_a_final_job_has_no_retry_after():
     job = Job(status="EXECUTION_COMPLETED", created_at=timezone.now())
 
