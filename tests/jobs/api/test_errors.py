@@ -122,8 +122,8 @@ def test_the_schema_answers_its_errors_as_json_too(api, assert_problem):
     [
         "/api/v1/job?format=x",
         "/api/v1/job?format=json",
-        f"/api/v1/job/{uuid.uuid4()}/status?format=x",
-        f"/api/v1/job/{uuid.uuid4()}/output?format=x",
+        "/api/v1/job/2b1d1c8e-5d0a-4c4e-9d7e-2f7f3b0b1a11/status?format=x",
+        "/api/v1/job/2b1d1c8e-5d0a-4c4e-9d7e-2f7f3b0b1a11/output?format=x",
         "/api/schema/?format=x",
         "/api/schema/?format=",
         "/api/docs/?format=x",
