@@ -154,6 +154,8 @@ AXES_CLIENT_IP_CALLABLE = "frontservice.admin_login.client_address"
 ADMIN_LOGIN_PROXY_COUNT = env_int("ADMIN_LOGIN_PROXY_COUNT", 0, minimum=0)
 # Not every access is written to the database, only the failures (and the lockouts).
 AXES_DISABLE_ACCESS_LOG = True
+# No banner on every start: commands whose first line of stderr is their message keep it.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
