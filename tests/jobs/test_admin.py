@@ -27,36 +27,10 @@ from jobs.admin import TenantFilter
 from jobs.models import IdempotencyKey, Job
 from jobs.states import Status
 from orchestration.schedules import RECONCILE, ensure_schedules
-from tests.support.admin import JOIN_FREE_BACKEND, logged_in, staff_user
+from tests.support.admin import logged_in, staff_user
 from tests.support.inprocess import run_tasks, submit
 
 CHANGELIST = "/admin/jobs/job/"
-
-
-@pytest.fixture
-def granted_permissions_work(settings):
-    settings.AUTHENTICATION_BACKENDS = [JOIN_FREE_BACKEND]
-
-
-@pytest.fixture
-def make_job():
-    """Jobs put in any state with the ORM, each with an owner of its own; deleted afterwards."""
-    made = []
-
-    def make(**fields) -> Job:
-        hex_ = uuid.uuid4().hex[:10]
-        fields = {
-            "tenant_id": f"tenant-{hex_}",
-            "sub": f"sub-{hex_}",
-            "status": Status.EXECUTION_COMPLETED,
-            **fields,
-        }
-        job = Job.objects.create(**fields)
-        made.append(job.pk)
-        return job
-
-    yield make
-    Job.objects.filter(pk__in=made).delete()
 
 
 @pytest.fixture

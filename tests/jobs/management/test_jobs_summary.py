@@ -23,27 +23,6 @@ from jobs.states import Status
 
 
 @pytest.fixture
-def make_job():
-    """Jobs put in any state with the ORM, each with an owner of its own; deleted afterwards."""
-    made = []
-
-    def make(**fields) -> Job:
-        hex_ = uuid.uuid4().hex[:10]
-        fields = {
-            "tenant_id": f"tenant-{hex_}",
-            "sub": f"sub-{hex_}",
-            "status": Status.EXECUTION_COMPLETED,
-            **fields,
-        }
-        job = Job.objects.create(**fields)
-        made.append(job.pk)
-        return job
-
-    yield make
-    Job.objects.filter(pk__in=made).delete()
-
-
-@pytest.fixture
 def tenant_jobs(make_job):
     """A fresh tenant's jobs: two stuck in CREATED (one for 2 h), one SUBMITTED, one done."""
     tenant = f"tenant-{uuid.uuid4().hex[:10]}"
