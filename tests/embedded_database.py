@@ -33,6 +33,9 @@ TEST_SETTINGS = {
     "Q_TIMEOUT": "15",
     "Q_RETRY": "16",
     "Q_STOP_GRACE": "5",
+    # A supervised cluster that keeps being restarted (the supervision tests kill one child after
+    # another) waits at most this long before its next start, well inside the tests' waits.
+    "WORKER_STALL_SECONDS": "8",
     # The cluster's scheduled reconciler must not race the tests that run passes themselves
     # (with explicit thresholds) over jobs they made look stuck.
     "RECONCILE_STUCK_AFTER": "864000",

@@ -36,7 +36,7 @@ def test_jobs_wait_out_a_jobservice_outage_and_complete_once_it_is_back(patient_
     time.sleep(OUTAGE_SECONDS / 2)
 
     for job_id in first + later:
-        job = Job.objects.get(pk=job_id)
+        job = _waiting(job_id)
         assert job.status == "STORED", (job_id, job.status)
         assert job.next_attempt_at is not None and job.blob_id == job_id
     waited = Job.objects.get(pk=first[0])
@@ -64,3 +64,15 @@ def test_past_the_horizon_a_job_ends_in_its_error_state(quiet_stack, alice):
     assert body["error"]["code"] == "submit_failed" and body["error"]["status_code"] == 503
     assert job.error["attempts"] == job.attempts >= 1
     assert job.next_attempt_at is None
+
+
+def _waiting(job_id: str, timeout: float = 10) -> Job:
+    """The job once it shows its next attempt's due time. A job the dispatcher has just handed to
+    a worker (the probe, or one released as its due time came) shows none until that task has
+    recorded its outcome: in flight for a moment, not lost."""
+    deadline = time.monotonic() + timeout
+    job = Job.objects.get(pk=job_id)
+    while job.next_attempt_at is None and job.status == "STORED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job.refresh_from_db()
+    return job
