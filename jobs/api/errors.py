@@ -21,6 +21,15 @@ from frontservice.request_body import client_read_failure
 logger = logging.getLogger(__name__)
 
 
+class RetryLater:
+    """An error whose request succeeds unchanged after `wait` seconds: answered with
+    Retry-After. A mixin, not an ApiError, so the schema's catalogue of codes never lists it."""
+
+    def __init__(self, detail: str | None = None, *, wait: int):
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler turns it into Retry-After
+
+
 class ApiError(exceptions.APIException):
     """An error with its own status and code; subclasses only name them."""
 
@@ -91,16 +100,12 @@ class UploadTimedOut(ApiError):
     default_detail = "The body stopped coming; nothing was kept. Send the request again."
 
 
-class TooManyUploads(ApiError):
+class TooManyUploads(RetryLater, ApiError):
     # Decided before a byte of the body is read: a thread reading a body is what a slow or
     # stalled client holds, so each owner (and the process) may only hold a few.
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "too_many_uploads"
     default_detail = "Too many of your uploads are in progress here; retry later."
-
-    def __init__(self, detail: str | None = None, *, wait: int):
-        super().__init__(detail)
-        self.wait = wait  # DRF's handler turns it into Retry-After
 
 
 class InvalidContentLength(ApiError):
@@ -177,7 +182,7 @@ class IdempotencyRequestInProgress(ApiError):
     default_detail = "A request with this Idempotency-Key is still being processed; retry later."
 
 
-class TooManyActiveJobs(ApiError):
+class TooManyActiveJobs(RetryLater, ApiError):
     # 429, not 409: nothing is wrong with the request or in conflict with a resource; the owner
     # is sending more than it may have in flight, and the same request succeeds unchanged once
     # some of its jobs finish. 429 with Retry-After is what clients already back off and retry
@@ -185,10 +190,6 @@ class TooManyActiveJobs(ApiError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "too_many_active_jobs"
     default_detail = "Too many of your jobs are not final yet; retry later."
-
-    def __init__(self, detail: str | None = None, *, wait: int):
-        super().__init__(detail)
-        self.wait = wait  # DRF's handler turns it into Retry-After
 
 
 class InvalidLimit(ApiError):
