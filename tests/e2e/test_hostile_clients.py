@@ -8,6 +8,7 @@ in tests/jobs/api/test_uploads.py and tests/frontservice/test_request_body.py.
 """
 
 import json
+import select
 import socket
 import time
 from contextlib import ExitStack
@@ -22,6 +23,12 @@ from tests.support.stack import STALL_TIMEOUT
 
 # Generous bounds on waiting for an answer; none of them is a performance assertion.
 ANSWER_TIMEOUT = STALL_TIMEOUT + 15
+# "Normal time" for /healthz or a small submit while stalled clients are open, on a loaded
+# 2-core box: a few hundred milliseconds when nothing waits on the stalled clients, while any
+# one thing that does (a thread, the process's accept loop) costs seconds per client, 15 s or
+# more for twenty of them. Five times the same request's time without stalled clients, when the
+# box is slow enough for that to be more.
+NORMAL_TIME = 5.0
 
 
 def _connect(stack) -> socket.socket:
@@ -61,6 +68,13 @@ def _answer(sock: socket.socket) -> tuple[int, dict]:
     return int(head.split(b" ")[1]), json.loads(body or b"{}")
 
 
+def _wait_for_answers(sockets: list[socket.socket], count: int) -> None:
+    """Until at least `count` of the sockets have an answer waiting, which is left unread."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    while len(select.select(sockets, [], [], 0.05)[0]) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} answers"
+
+
 def _jobs_of(owner) -> int:
     return Job.objects.filter(tenant_id=owner.tenant_id, sub=owner.sub).count()
 
@@ -74,14 +88,20 @@ def _wait_for_no_staged_upload(timeout: float = ANSWER_TIMEOUT) -> None:
         time.sleep(0.05)
 
 
-def _assert_serving(stack, owner) -> None:
-    """/healthz and another owner's submit are answered (within a liveness bound, not a
-    measurement: a submit writes to the embedded database, which a long session slows)."""
+def _assert_serving(stack, owner) -> dict[str, float]:
+    """/healthz and another owner's submit are answered (within a liveness bound); the seconds
+    each took."""
+    took = {}
+    began = time.monotonic()
     assert requests.get(f"{stack.api}/healthz", timeout=10).status_code == 200
+    took["healthz"] = time.monotonic() - began
+    began = time.monotonic()
     response = requests.post(
-        f"{stack.api}/api/v1/job", data=b"still served", headers=owner.headers, timeout=30
+        f"{stack.api}/api/v1/job", data=b"still served", headers=owner.headers, timeout=10
     )
+    took["submit"] = time.monotonic() - began
     assert response.status_code == 202, response.text
+    return took
 
 
 def test_a_body_shorter_than_its_content_length_is_400_and_the_retry_makes_the_job(
@@ -165,6 +185,7 @@ def test_headers_that_never_end_lose_their_connection_after_the_idle_timeout(sta
 
 
 def test_24_stalled_uploads_of_one_owner_leave_the_api_serving_others(stack, alice, bob):
+    without_stalled = _assert_serving(stack, bob)
     with ExitStack() as stalled:
         sockets = []
         for _ in range(24):
@@ -173,10 +194,19 @@ def test_24_stalled_uploads_of_one_owner_leave_the_api_serving_others(stack, ali
             sock.sendall(b"s")
             sockets.append(sock)
 
-        # While all 24 are open: the API answers the health check and another owner.
-        _assert_serving(stack, bob)
+        # Each API process reads at most UPLOADS_PER_OWNER of them and refuses the rest at once.
+        # Once those refusals are sent (seen on the sockets, not read), while all 24 are open,
+        # neither read nor closed by their client (as a hostile one would), the API answers the
+        # health check and another owner in normal time.
+        _wait_for_answers(sockets, 24 - 2 * settings.UPLOADS_PER_OWNER)
+        with_stalled = [_assert_serving(stack, bob) for _ in range(3)]
 
         answers = [_answer(sock) for sock in sockets]
+
+    for kind, baseline in without_stalled.items():
+        limit = max(NORMAL_TIME, 5 * baseline)
+        took = [round(each[kind], 2) for each in with_stalled]
+        assert max(took) < limit, f"{kind}: {took} s with stalled uploads, {baseline:.2f} s without"
 
     codes = sorted(problem["code"] for _, problem in answers)
     # Each API process reads at most UPLOADS_PER_OWNER of one owner's bodies at once; the rest

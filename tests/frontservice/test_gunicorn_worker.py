@@ -3,9 +3,18 @@ runs under gunicorn in every end-to-end test; tests/e2e/test_hostile_clients.py 
 and broken clients)."""
 
 import logging
+import os
+import selectors
+import socket
 import sys
+from concurrent import futures
 
-from frontservice.gunicorn_worker import _IdleReadFilter
+import pytest
+from gunicorn.config import Config
+from gunicorn.workers.gthread import TConn
+
+from frontservice import gunicorn_worker
+from frontservice.gunicorn_worker import ThreadWorker, _IdleReadFilter
 
 
 def _record(error: BaseException) -> logging.LogRecord:
@@ -39,3 +48,64 @@ def test_any_other_socket_error_is_logged_as_gunicorn_logs_it():
     assert _IdleReadFilter().filter(record)
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None
+
+
+@pytest.fixture
+def worker():
+    """The worker's main-thread state, without a server: its poller and connection count."""
+    worker = ThreadWorker(0, os.getpid(), [], None, 30, Config(), None)
+    worker.poller = selectors.DefaultSelector()
+    yield worker
+    worker.poller.close()
+    worker.tmp.close()
+
+
+@pytest.fixture
+def closing(worker):
+    """A connection whose request was answered and which is to be closed (the handler returned
+    False), and its client's end."""
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(5)
+    worker.nr_conns += 1
+    finished = futures.Future()
+    finished.set_result(False)
+    yield TConn(worker.cfg, ours, "client", "server"), theirs, finished
+    theirs.close()
+    ours.close()
+
+
+def test_a_closing_connection_whose_client_stays_waits_in_the_poller_half_closed(worker, closing):
+    conn, client, finished = closing
+
+    worker.finish_request(conn, finished)  # returns at once: nothing here waits for the client
+
+    # The answer is complete (the client reads its end), the connection is still counted and
+    # open, waiting for the client's end without a thread.
+    assert client.recv(100) == b""
+    assert conn in worker.lingering_conns
+    assert worker.poller.get_key(conn.sock)
+    assert worker.nr_conns == 1
+
+    client.sendall(b"the rest of a body nobody reads")
+    worker.wait_for_and_dispatch_events(timeout=1)
+    assert conn in worker.lingering_conns  # read and dropped; still waiting
+
+    client.close()
+    worker.wait_for_and_dispatch_events(timeout=1)
+
+    assert not worker.lingering_conns
+    assert worker.nr_conns == 0
+    assert conn.sock.fileno() == -1
+
+
+def test_a_closing_connection_is_closed_at_its_linger_deadline(worker, closing, monkeypatch):
+    conn, client, finished = closing
+    monkeypatch.setattr(gunicorn_worker, "LINGER_SECONDS", 0)
+
+    worker.finish_request(conn, finished)
+    worker.murder_pending()  # what the main loop calls at least once a second
+
+    assert not worker.lingering_conns
+    assert worker.nr_conns == 0
+    assert conn.sock.fileno() == -1
+    assert client.recv(100) == b""
