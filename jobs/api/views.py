@@ -91,7 +91,8 @@ class JobViewSet(viewsets.GenericViewSet):
         # So is an owner at its cap of jobs not final yet (jobs/api/limits.py).
         limits.check_active_jobs(owner=request.user, idempotency_key=key)
         # (The upload's slot was taken before all of these, in check_throttles.)
-        upload = stage_request_body(request)
+        # The body's sha256 is what an Idempotency-Key compares; nothing else needs it.
+        upload = stage_request_body(request, digest=key is not None)
         try:
             callback_url = callbacks.callback_url_from_form(request, from_query=callback_url)
         except errors.InvalidCallbackURL:
