@@ -1,13 +1,16 @@
-"""End-to-end benchmark: FrontService against a direct BlobService PUT+GET, with peak memory.
+"""End-to-end benchmark: FrontService against a direct BlobService PUT and GET, with peak memory.
 
-    .venv/bin/python bench/e2e.py [--sizes 1MiB,512MiB] [--keep] [--timeout 900]
+    .venv/bin/python bench/e2e.py [--sizes 1MiB,512MiB] [--repeat 3] [--keep] [--timeout 900]
 
 For every size a fresh stack (embedded MongoDB on SQLite, reference BlobService/JobService,
-API under gunicorn gthread, django-q2 cluster) is started on free ports in a temp dir, an input
-file is generated on disk, sent through the API and verified by sha256, then the same bytes go
-straight to BlobService as a baseline. Every process is stopped by its PID at the end, also on
-errors and Ctrl-C. Prints a Markdown table and writes bench/results/e2e-<timestamp>.json.
-"""
+API under gunicorn gthread, django-q2 cluster) is started on free ports in a temp dir and warmed
+up with one small job, and an input file is generated on disk. Then, `--repeat` times, the same
+bytes go straight to BlobService (PUT, then GET: the baseline) and through the API (POST, wait,
+GET /output), alternating, each step timed after the disk has settled (sync), every GET with the
+same client and chunk size, every result checked by sha256 afterwards. The medians and the ratios
+raw / FrontService are printed as a Markdown table and written to
+bench/results/e2e-<timestamp>.json with every run. Every process is stopped by its PID at the
+end, also on errors and Ctrl-C."""
 
 from __future__ import annotations
 
