@@ -194,7 +194,16 @@ def write_all(chunks: Iterable[bytes], out: BinaryIO) -> int:
 # --------------------------------------------------------------------------- control plane
 
 
-_FAULT_KEYS = {"fail_next", "status", "retry_after", "fail_rate", "delay", "methods", "seed"}
+_FAULT_KEYS = {
+    "fail_next",
+    "status",
+    "retry_after",
+    "fail_rate",
+    "delay",
+    "hold",
+    "methods",
+    "seed",
+}
 
 
 @dataclass
@@ -206,6 +215,9 @@ class FaultSettings:
     retry_after: float | str | None = None
     fail_rate: float = 0.0
     delay: float = 0.0
+    # At most this many seconds, a request waits until the faults are next set or cleared: a
+    # test holds a request exactly as long as it needs to, with no guess at a delay.
+    hold: float = 0.0
     methods: list[str] | None = None
     seed: int | None = None
     # Service-specific knobs such as JobService's "execution_delay".
@@ -221,6 +233,7 @@ class FaultSettings:
             "retry_after": self.retry_after,
             "fail_rate": self.fail_rate,
             "delay": self.delay,
+            "hold": self.hold,
             "methods": self.methods,
             "seed": self.seed,
         }
@@ -269,6 +282,7 @@ def parse_fault_settings(body: Any, extra_defaults: dict[str, float]) -> FaultSe
     if settings.fail_rate > 1:
         raise _invalid("fail_rate must be between 0 and 1")
     settings.delay = _non_negative(body, "delay", 0.0)
+    settings.hold = _non_negative(body, "hold", 0.0)
     methods = body.get("methods")
     if methods is not None:
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
@@ -304,6 +318,8 @@ class ControlPlane:
         self._counter_names = tuple(counters)
         self._setting_defaults = dict(settings or {})
         self._faults = FaultSettings(extras=dict(self._setting_defaults))
+        # Set, and replaced, whenever the faults change: what held requests wait for.
+        self._faults_changed = threading.Event()
         self._rng = random.Random()
         self.reset_stats()
 
@@ -359,6 +375,8 @@ class ControlPlane:
     def set_faults(self, settings: FaultSettings) -> None:
         with self._lock:
             self._faults = settings
+            self._faults_changed.set()
+            self._faults_changed = threading.Event()
             # A fixed seed makes fail_rate reproducible from the moment it is set.
             self._rng = random.Random(settings.seed)
 
@@ -375,7 +393,7 @@ class ControlPlane:
             faults = self._faults
             if not faults.applies_to(method):
                 return None
-            delay = faults.delay
+            delay, hold, changed = faults.delay, faults.hold, self._faults_changed
             if faults.fail_next > 0:
                 faults.fail_next -= 1
                 inject = True
@@ -386,6 +404,8 @@ class ControlPlane:
             status, retry_after = faults.status, faults.retry_after
         if delay:
             time.sleep(delay)
+        if hold:
+            changed.wait(hold)
         if not inject:
             return None
         headers = {} if retry_after is None else {"Retry-After": _retry_after_header(retry_after)}

@@ -35,19 +35,21 @@ from tests.support.worker import (
     wait_until,
 )
 
-# How long a fault holds the worker's upload or submit open: time enough for the test to cancel.
-HELD = 1.5
+# The most a `hold` fault keeps the worker's upload or submit open; the test releases it as
+# soon as its cancel is answered, so the race is decided by the test, not by the clock.
+HELD = 60
 
 # --- the worker racing the owner's cancel ----------------------------------------------------
 
 
 def test_a_worker_mid_upload_loses_to_the_cancel_and_submits_nothing(api, services, alice):
-    services.faults("blob", delay=HELD, methods=["PUT"])
+    services.faults("blob", hold=HELD, methods=["PUT"])
     job_id = submit(api, alice, b"cancelled while uploading")["id"]
     worker = Background(run_tasks)
     wait_until(lambda: "PUT" in requests_for(services, "blob", job_id), "the upload started")
 
     response = api.cancel(alice, job_id)
+    services.release("blob")
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "CANCELLED"
@@ -66,12 +68,13 @@ def test_a_worker_that_opens_the_input_after_the_cancel_leaves_the_job_cancelled
 ):
     # The first upload is slow and then fails, so the worker's next attempt opens the staged
     # input again, after the cancel has deleted it.
-    services.faults("blob", fail_next=1, status=503, delay=HELD, methods=["PUT"])
+    services.faults("blob", fail_next=1, status=503, hold=HELD, methods=["PUT"])
     job_id = submit(api, alice, b"cancelled between two uploads")["id"]
     worker = Background(run_tasks)
     wait_until(lambda: "PUT" in requests_for(services, "blob", job_id), "the upload started")
 
     response = api.cancel(alice, job_id)
+    services.release("blob")
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "CANCELLED"
@@ -125,12 +128,13 @@ def test_a_stored_job_cancelled_before_its_submit_is_never_submitted(api, servic
 def test_a_cancel_during_the_submit_is_sent_to_jobservice_once_the_submit_is_over(
     api, services, alice
 ):
-    services.faults("job", delay=HELD, methods=["PUT"])
+    services.faults("job", hold=HELD, methods=["PUT"])
     job_id = submit(api, alice, b"cancelled while submitting")["id"]
     worker = Background(run_tasks)
     wait_until(lambda: "PUT" in requests_for(services, "job", job_id), "the submit started")
 
     response = api.cancel(alice, job_id)
+    services.release("job")
 
     # The worker claimed the submit, so JobService may get the job: cancelled there, and
     # JobService does not have it yet (404), so the cancel is not confirmed.

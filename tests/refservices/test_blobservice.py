@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -515,6 +516,7 @@ def test_faults_can_be_read_and_cleared(blobservice):
         "retry_after": 2,
         "fail_rate": 0.0,
         "delay": 0.0,
+        "hold": 0.0,
         "methods": ["GET", "PUT"],
         "seed": None,
         "cut_next_get_after": 0.0,
@@ -525,9 +527,28 @@ def test_faults_can_be_read_and_cleared(blobservice):
     assert requests.get(f"{blobservice.url}/_control/faults", timeout=5).json()["fail_next"] == 0
 
 
+def test_a_held_request_goes_on_when_the_faults_are_cleared(blobservice):
+    blobservice.faults(hold=60, methods=["PUT"])
+    held = ThreadPoolExecutor(1).submit(put_blob, blobservice, "held", b"held bytes")
+    time.sleep(0.3)
+    assert not held.done()
+
+    blobservice.clear_faults()
+
+    held.result(timeout=10)  # put_blob raises unless the PUT succeeded
+    assert get_blob(blobservice, "held").content == b"held bytes"
+
+
 @pytest.mark.parametrize(
     "settings",
-    [{"fail_nxt": 1}, {"status": 200}, {"fail_rate": 2}, {"methods": "GET"}, {"delay": -1}],
+    [
+        {"fail_nxt": 1},
+        {"status": 200},
+        {"fail_rate": 2},
+        {"methods": "GET"},
+        {"delay": -1},
+        {"hold": -1},
+    ],
 )
 def test_invalid_fault_settings_are_refused(blobservice, settings):
     response = requests.post(f"{blobservice.url}/_control/faults", json=settings, timeout=5)

@@ -88,6 +88,10 @@ class Downstream:
         response = requests.post(f"{self.urls[name]}/_control/faults", json=faults, timeout=5)
         response.raise_for_status()
 
+    def release(self, name: str) -> None:
+        """Clear `name`'s faults, which lets the requests a `hold` fault keeps waiting go on."""
+        requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
+
     def reset(self) -> None:
         """No fault injected, and every counter at zero: a test sees only its own traffic."""
         for name in ("blob", "job"):
