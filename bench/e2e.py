@@ -1,13 +1,16 @@
-"""End-to-end benchmark: FrontService against a direct BlobService PUT+GET, with peak memory.
+"""End-to-end benchmark: FrontService against a direct BlobService PUT and GET, with peak memory.
 
-    .venv/bin/python bench/e2e.py [--sizes 1MiB,512MiB] [--keep] [--timeout 900]
+    .venv/bin/python bench/e2e.py [--sizes 1MiB,512MiB] [--repeat 3] [--keep] [--timeout 900]
 
 For every size a fresh stack (embedded MongoDB on SQLite, reference BlobService/JobService,
-API under gunicorn gthread, django-q2 cluster) is started on free ports in a temp dir, an input
-file is generated on disk, sent through the API and verified by sha256, then the same bytes go
-straight to BlobService as a baseline. Every process is stopped by its PID at the end, also on
-errors and Ctrl-C. Prints a Markdown table and writes bench/results/e2e-<timestamp>.json.
-"""
+API under gunicorn gthread, django-q2 cluster) is started on free ports in a temp dir and warmed
+up with one small job, and an input file is generated on disk. Then, `--repeat` times, the same
+bytes go straight to BlobService (PUT, then GET: the baseline) and through the API (POST, wait,
+GET /output), alternating, each step timed after the disk has settled (sync), every GET with the
+same client and chunk size, every result checked by sha256 afterwards. The medians and the ratios
+raw / FrontService are printed as a Markdown table and written to
+bench/results/e2e-<timestamp>.json with every run. Every process is stopped by its PID at the
+end, also on errors and Ctrl-C."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import string
 import sys
 import tempfile
@@ -112,15 +116,30 @@ def generate_input(path: Path, size: int, seed: int = 1) -> InputFile:
     return InputFile(path, size, input_hash.hexdigest(), output_hash.hexdigest())
 
 
-def download(response: requests.Response, path: Path) -> tuple[int, str]:
-    """Stream a response body to `path`; return its size and sha256."""
-    digest, size = hashlib.sha256(), 0
+def download(response: requests.Response, path: Path) -> int:
+    """Stream a response body to `path`; return its size. The same for every GET measured (the
+    API's output and the raw BlobService GET): one client, one chunk size, nothing but the copy
+    to disk in the timed loop (the sha256 is checked afterwards, from the file)."""
+    size = 0
     with path.open("wb") as out:
         for chunk in response.iter_content(IO_CHUNK):
             out.write(chunk)
-            digest.update(chunk)
             size += len(chunk)
-    return size, digest.hexdigest()
+    return size
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(IO_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def settle_disk() -> None:
+    """Write back the dirty pages of the previous step before the next one is timed, so that
+    no step pays for the writeback of another (every step writes to the same disk)."""
+    os.sync()
 
 
 # --- peak memory -----------------------------------------------------------------------------
@@ -194,6 +213,7 @@ def run_frontservice(stack: Stack, data: InputFile, out: Path, timeout: float) -
     session = new_session()
     session.headers["Authorization"] = f"Bearer {stack.token}"
     api = stack.url("api")
+    settle_disk()
     start = time.perf_counter()
     with data.path.open("rb") as body:  # an open file: requests streams it with Content-Length
         response = session.post(
@@ -203,22 +223,25 @@ def run_frontservice(stack: Stack, data: InputFile, out: Path, timeout: float) -
     if response.status_code != 202:
         raise RuntimeError(f"POST answered {response.status_code}: {response.text[:500]}")
     job_id = response.json()["id"]
-    wait_completed(session, f"{api}/api/v1/job/{job_id}/status", start + timeout)
+    wait_completed(session, f"{api}/api/v1/job/{job_id}/status", posted + timeout)
     completed = time.perf_counter()
+    settle_disk()
+    got = time.perf_counter()
     with session.get(f"{api}/api/v1/job/{job_id}/output", stream=True, timeout=timeout) as output:
         output.raise_for_status()
-        size, sha256 = download(output, out)
+        size = download(output, out)
     done = time.perf_counter()
+    sha256 = file_sha256(out)
+    out.unlink()
     if size != data.size or sha256 != data.expected_output_sha256:
         raise RuntimeError(f"job {job_id}: wrong output ({size} bytes, sha256 {sha256})")
     return {
         "job_id": job_id,
         "post_s": posted - start,
         "wait_s": completed - posted,
-        "completed_after_s": completed - start,
-        "download_s": done - completed,
-        "e2e_s": done - start,
-        "mb_per_s": data.size / 1e6 / (done - start),
+        "download_s": done - got,
+        # POST + wait + GET, without the pause that lets the disk settle before the GET.
+        "e2e_s": (completed - start) + (done - got),
     }
 
 
@@ -237,9 +260,11 @@ def wait_completed(session: requests.Session, url: str, deadline: float) -> None
 
 
 def run_baseline(stack: Stack, data: InputFile, out: Path, timeout: float) -> dict:
-    """The same bytes PUT straight to BlobService and read back: the floor for the API."""
+    """The same bytes PUT straight to BlobService and read back, with the same client and chunk
+    size as the FrontService run: the floor for the API."""
     session = new_session()
     url = f"{stack.url('blob')}/blobs/bench-{uuid.uuid4().hex}"
+    settle_disk()
     start = time.perf_counter()
     with data.path.open("rb") as body:
         response = session.put(
@@ -247,39 +272,81 @@ def run_baseline(stack: Stack, data: InputFile, out: Path, timeout: float) -> di
         )
     response.raise_for_status()
     stored = time.perf_counter()
+    settle_disk()
+    got = time.perf_counter()
     with session.get(url, stream=True, timeout=timeout) as blob:
         blob.raise_for_status()
-        size, sha256 = download(blob, out)
+        size = download(blob, out)
     done = time.perf_counter()
+    sha256 = file_sha256(out)
+    out.unlink()
+    session.delete(url, timeout=timeout)  # 1 GiB runs repeated: keep the disk use bounded
     if size != data.size or sha256 != data.sha256:
         raise RuntimeError(f"baseline: wrong bytes back ({size} bytes, sha256 {sha256})")
     return {
         "put_s": stored - start,
-        "get_s": done - stored,
-        "total_s": done - start,
-        "mb_per_s": data.size / 1e6 / (done - start),
+        "get_s": done - got,
+        "total_s": (stored - start) + (done - got),
     }
 
 
-def bench_size(root: Path, size: int, timeout: float) -> dict:
-    """One size on a fresh stack, so every peak RSS belongs to this size alone."""
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def warm_up(stack: Stack, work: Path, timeout: float) -> None:
+    """One small job through the whole stack before anything is timed: the first runs would
+    otherwise pay for the processes still starting (the cluster's workers, first imports)."""
+    small = generate_input(work / "warm-up.txt", 64 * 1024)
+    run_frontservice(stack, small, work / "warm-up-output.txt", timeout)
+    run_baseline(stack, small, work / "warm-up-baseline.txt", timeout)
+
+
+def median_ratio(runs: list[dict], baseline_key: str, frontservice_key: str) -> float:
+    return statistics.median(
+        run["baseline"][baseline_key] / run["frontservice"][frontservice_key] for run in runs
+    )
+
+
+def bench_size(root: Path, size: int, timeout: float, repeat: int) -> dict:
+    """One size on a fresh stack, so every peak RSS belongs to this size alone. The FrontService
+    and baseline runs alternate, `repeat` times each, and the medians are reported."""
     work = root / f"size-{size}"
     work.mkdir()
     data = generate_input(work / "input.txt", size)
     stack = Stack(root=work)
+    runs: list[dict] = []
     try:
         stack.start()
-        # Only the FrontService run is sampled; the baseline does not touch API or workers.
+        warm_up(stack, work, timeout)
+        # The baseline touches neither the API nor the workers: their peaks are FrontService's.
         with PeakSampler(stack.roots()) as sampler:
-            frontservice = run_frontservice(stack, data, work / "output.txt", timeout)
-        baseline = run_baseline(stack, data, work / "baseline.txt", timeout)
+            for _ in range(repeat):
+                baseline = run_baseline(stack, data, work / "baseline.txt", timeout)
+                frontservice = run_frontservice(stack, data, work / "output.txt", timeout)
+                runs.append({"frontservice": frontservice, "baseline": baseline})
     finally:
         stack.stop()
+    fs = [run["frontservice"] for run in runs]
+    base = [run["baseline"] for run in runs]
+    median = {
+        "post_s": median_of(fs, "post_s"),
+        "wait_s": median_of(fs, "wait_s"),
+        "download_s": median_of(fs, "download_s"),
+        "e2e_s": median_of(fs, "e2e_s"),
+        "put_s": median_of(base, "put_s"),
+        "get_s": median_of(base, "get_s"),
+        "baseline_s": median_of(base, "total_s"),
+    }
+    # Ratios of throughput (>1: faster than the floor), each the median of the runs' own ratios.
+    median["post_vs_put"] = median_ratio(runs, "put_s", "post_s")
+    median["get_vs_get"] = median_ratio(runs, "get_s", "download_s")
+    median["e2e_vs_baseline"] = median_ratio(runs, "total_s", "e2e_s")
     return {
         "size": size,
         "size_label": format_size(size),
-        "frontservice": frontservice,
-        "baseline": baseline,
+        "median": median,
+        "runs": runs,
         "rss": sampler.report(),
     }
 
@@ -302,23 +369,28 @@ def machine() -> dict:
     }
 
 
-def markdown(results: list[dict], host: dict) -> str:
+def markdown(results: list[dict], host: dict, repeat: int) -> str:
     header = (
-        "| size | POST s | wait s | GET s | e2e s | MB/s | baseline PUT+GET s "
-        "| baseline MB/s | API peak RSS MiB | worker peak RSS MiB | BlobService peak RSS MiB "
-        "| JobService peak RSS MiB |"
+        "| size | POST s | raw PUT s | POST vs PUT | GET s | raw GET s | GET vs GET "
+        "| e2e s | baseline PUT+GET s | e2e vs baseline | API peak RSS MiB "
+        "| worker peak RSS MiB | BlobService peak RSS MiB | JobService peak RSS MiB |"
     )
-    lines = [header, "|" + "---:|" * 12]
+    lines = [header, "|" + "---:|" * 14]
     for r in results:
-        fs, base, rss = r["frontservice"], r["baseline"], r["rss"]
+        m, rss = r["median"], r["rss"]
         lines.append(
-            f"| {r['size_label']} | {fs['post_s']:.2f} | {fs['wait_s']:.2f} "
-            f"| {fs['download_s']:.2f} | {fs['e2e_s']:.2f} | {fs['mb_per_s']:.1f} "
-            f"| {base['total_s']:.2f} | {base['mb_per_s']:.1f} | {rss['api']['peak_mib']:.1f} "
+            f"| {r['size_label']} | {m['post_s']:.2f} | {m['put_s']:.2f} "
+            f"| {m['post_vs_put']:.2f}x | {m['download_s']:.2f} | {m['get_s']:.2f} "
+            f"| {m['get_vs_get']:.2f}x | {m['e2e_s']:.2f} | {m['baseline_s']:.2f} "
+            f"| {m['e2e_vs_baseline']:.2f}x | {rss['api']['peak_mib']:.1f} "
             f"| {rss['worker']['peak_mib']:.1f} | {rss['blob']['peak_mib']:.1f} "
             f"| {rss['job']['peak_mib']:.1f} |"
         )
     lines.append("")
+    lines.append(
+        f"Medians of {repeat} interleaved runs (baseline, then FrontService); a ratio is raw "
+        "time / FrontService time (1.00x: as fast as the floor)."
+    )
     lines.append(
         f"Machine: nproc {host['nproc']}, {host['mem_total_gib']} GiB RAM, "
         f"Python {host['python']}, {host['uname']}"
@@ -346,6 +418,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=lambda text: [parse_size(s) for s in text.split(",") if s.strip()],
         help="comma-separated input sizes (default 1MiB,512MiB)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="interleaved FrontService/baseline runs per size, medians reported (default 3)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (data, logs)")
     parser.add_argument("--timeout", type=float, default=900, help="per job, seconds")
     return parser.parse_args(argv)
@@ -364,8 +442,8 @@ def main(argv: list[str]) -> int:
     try:
         for size in args.sizes:
             print(f"benchmarking {format_size(size)} ...", file=sys.stderr, flush=True)
-            results.append(bench_size(root, size, args.timeout))
-            if not keep:  # 512 MiB leaves ~3 GiB of copies behind
+            results.append(bench_size(root, size, args.timeout, args.repeat))
+            if not keep:  # 1 GiB leaves ~4 GiB of copies behind
                 shutil.rmtree(root / f"size-{size}", ignore_errors=True)
     except KeyboardInterrupt:
         print("interrupted; every started process was stopped", file=sys.stderr)
@@ -378,7 +456,7 @@ def main(argv: list[str]) -> int:
             print(f"kept {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(markdown(results, host))
+    print(markdown(results, host, args.repeat))
     print(f"\nwritten {write_json(results, host, [sys.executable, *sys.argv])}")
     return 0
 

@@ -79,9 +79,17 @@ class Client:
             waited=bool(wait) and "wait" in applied.lower(),
         )
 
-    def open_output(self, job_id: str) -> requests.Response:
-        """GET the output as a stream; the caller reads and closes the response."""
-        return self._request("GET", self.job_url(job_id, "output"), stream=True)
+    def open_output(
+        self, job_id: str, *, offset: int = 0, etag: str | None = None
+    ) -> requests.Response:
+        """GET the output as a stream, from byte `offset` on if not 0 (`Range`; with `If-Range:
+        etag`, only if the output is still that version); the caller reads and closes it."""
+        headers = {}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if etag is not None:
+                headers["If-Range"] = etag
+        return self._request("GET", self.job_url(job_id, "output"), stream=True, headers=headers)
 
     def list_jobs(
         self, *, statuses: list[str], limit: int | None, next_url: str | None = None

@@ -392,8 +392,11 @@ def _pause(retry_after: float | None, remaining: float | None) -> None:
 
 
 def _save_output(client: Client, job_id: str, path: str | None, args) -> None:
-    response = client.open_output(job_id)
-    size = download(response, path, progress=_progress(args))
+    size = download(
+        lambda offset, etag: client.open_output(job_id, offset=offset, etag=etag),
+        path,
+        progress=_progress(args),
+    )
     if path not in (None, "-") and not args.json:
         print(f"frontservice: wrote {size} bytes to {path}", file=sys.stderr, flush=True)
 

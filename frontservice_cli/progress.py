@@ -7,12 +7,13 @@ output's bytes).
 import contextlib
 import itertools
 import os
+import re
 import stat
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from frontservice_cli.errors import ConnectionFailed, UsageError
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1024 * 1024
 
 
 def progress_bar(*, total: int | None, desc: str, enabled: bool) -> tqdm:
@@ -101,25 +102,53 @@ def _regular_file_size(raw: IO[bytes]) -> int | None:
         return info.st_size
 
 
-def download(response: requests.Response, destination: str | None, *, progress: bool) -> int:
-    """Write the streamed response to stdout (None or `-`), or to `destination` through a
-    temporary file beside it, renamed only once every byte has arrived. Answers the size."""
+# Connection breaks one download survives: each time it asks for the rest (`Range`) of the version
+# it was reading (`If-Range` with its ETag), after a pause that grows a little each time.
+RESUMES = 5
+RESUME_PAUSE = 0.5
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+class _Interrupted(Exception):
+    """The connection broke after `copied` bytes of this response."""
+
+    def __init__(self, copied: int, cause: Exception):
+        super().__init__(copied)
+        self.copied = copied
+        self.cause = cause
+
+
+def download(
+    open_at: Callable[[int, str | None], requests.Response],
+    destination: str | None,
+    *,
+    progress: bool,
+) -> int:
+    """Write the output to stdout (None or `-`), or to `destination` through a temporary file
+    beside it, renamed only once every byte has arrived. Answers the size.
+
+    `open_at(offset, etag)` opens the output from byte `offset` on (a Range request, If-Range
+    `etag`). A connection that breaks is resumed where it stopped, up to RESUMES times, when the
+    server sent an ETag and accepts ranges; the size is checked against the one announced."""
+    response = open_at(0, None)
     total = _content_length(response)
-    with response, progress_bar(total=total, desc="download", enabled=progress) as bar:
+    with progress_bar(total=total, desc="download", enabled=progress) as bar:
         if destination in (None, "-"):
-            return _copy(response, sys.stdout.buffer, bar, flush=True)
+            return _fetch(open_at, response, sys.stdout.buffer, bar, flush=True)
         target = Path(destination)
         if target.is_dir():
+            response.close()
             raise UsageError(f"cannot write {destination}: it is a directory")
         try:
             descriptor, temp_name = tempfile.mkstemp(
                 dir=target.parent, prefix=f".{target.name}.", suffix=".part"
             )
         except OSError as exc:
+            response.close()
             raise UsageError(f"cannot write {destination}: {exc.strerror or exc}") from exc
         try:
             with os.fdopen(descriptor, "wb") as out:
-                size = _copy(response, out, bar)
+                size = _fetch(open_at, response, out, bar)
                 out.flush()
                 os.fsync(out.fileno())
             # mkstemp makes the file private (0600); give it the mode a new file would get.
@@ -130,6 +159,45 @@ def download(response: requests.Response, destination: str | None, *, progress: 
                 os.unlink(temp_name)
             raise
         return size
+
+
+def _fetch(open_at, response: requests.Response, out: IO[bytes], bar: tqdm, **kwargs) -> int:
+    """Copy the output to `out`, resuming after a broken connection; answers the size."""
+    total = _content_length(response)
+    etag = response.headers.get("ETag")
+    resumable = etag is not None and response.headers.get("Accept-Ranges") == "bytes"
+    size = 0
+    for attempt in range(RESUMES + 1):
+        try:
+            with response:
+                size += _copy(response, out, bar, **kwargs)
+            break
+        except _Interrupted as cut:
+            size += cut.copied
+            if not resumable or attempt == RESUMES:
+                # urllib3 checks the byte count against Content-Length: a short body lands
+                # here too. (A file destination is then removed by download().)
+                raise ConnectionFailed(
+                    f"the connection broke after {size} bytes of the output"
+                ) from cut.cause
+        time.sleep(RESUME_PAUSE * (attempt + 1))
+        response = open_at(size, etag)
+        if response.status_code != 206 or _range_start(response) != size:
+            # Not the rest of the version we have (If-Range said it changed, or the server
+            # ignored the range): the bytes already written cannot be trusted to go with it.
+            response.close()
+            raise ConnectionFailed(
+                f"the connection broke after {size} bytes of the output, and the rest could "
+                f"not be fetched (HTTP {response.status_code}); run the command again"
+            )
+    if total is not None and size != total:
+        raise ConnectionFailed(f"the output has {size} bytes, not the {total} announced")
+    return size
+
+
+def _range_start(response: requests.Response) -> int | None:
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+    return int(match.group(1)) if match else None
 
 
 def _copy(response: requests.Response, out: IO[bytes], bar: tqdm, *, flush: bool = False) -> int:
@@ -147,9 +215,7 @@ def _copy(response: requests.Response, out: IO[bytes], bar: tqdm, *, flush: bool
             size += len(chunk)
             bar.update(len(chunk))
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
-        # urllib3 checks the byte count against Content-Length: a short body lands here too.
-        # (A file destination is then removed by download(): no partial output is left.)
-        raise ConnectionFailed(f"the connection broke after {size} bytes of the output") from exc
+        raise _Interrupted(size, exc) from exc
     return size
 
 

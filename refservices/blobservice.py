@@ -5,9 +5,15 @@
 Routes (ids match ``[A-Za-z0-9._-]{1,128}``):
 
 * ``PUT /blobs/{id}``    store the body (Content-Length or chunked); 201 new, 200 overwritten
-* ``GET /blobs/{id}``    stream it back with its stored Content-Type; ``HEAD`` for headers only
+* ``GET /blobs/{id}``    stream it back with its stored Content-Type; ``HEAD`` for headers only.
+  Every answer carries a strong ``ETag`` and ``Accept-Ranges: bytes``; a single byte range
+  (``Range: bytes=a-b``, ``a-``, ``-n``) answers 206 with ``Content-Range``, an unsatisfiable one
+  416 with ``Content-Range: bytes */size``; ``If-None-Match`` answers 304 when it matches;
+  ``If-Range`` with another ETag (or a date) makes a Range request answer the whole blob (200)
 * ``DELETE /blobs/{id}`` 204, or 404
-* ``/_control/...``      fault injection and statistics (see refservices.common.ControlPlane)
+* ``/_control/...``      fault injection and statistics (see refservices.common.ControlPlane);
+  the fault setting ``cut_next_get_after: N`` makes the next GET send N bytes of its body and
+  drop the connection (a download cut off mid-way), once
 
 Layout of the data dir: ``blobs/{id}`` (content), ``meta/{id}.json`` (size, content_type,
 updated_at) and ``tmp/`` (uploads in progress, renamed into place when complete).
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -39,6 +46,11 @@ from refservices.common import (
 )
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# One range of RFC 9110's `bytes=` ranges: first-last, first- or -suffix. Several ranges (which
+# would need a multipart answer) or anything else are ignored: the whole blob is sent, as RFC 9110
+# allows.
+_BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_ENTITY_TAG = re.compile(r'(?:W/)?"[^"]*"')
 
 
 class BlobStore:
@@ -84,8 +96,8 @@ class BlobStore:
             os.replace(upload_path, self._content_path(blob_id))
         return meta, created
 
-    def open(self, blob_id: str) -> tuple[BinaryIO, str, int]:
-        """Open a blob for reading: (file, content_type, size). 404 when absent.
+    def open(self, blob_id: str) -> tuple[BinaryIO, str, int, str]:
+        """Open a blob for reading: (file, content_type, size, etag). 404 when absent.
 
         The open file keeps reading the version that was current at this moment, even if an
         upload replaces the blob or a DELETE removes it meanwhile.
@@ -96,8 +108,11 @@ class BlobStore:
             except FileNotFoundError:
                 raise _not_found(blob_id) from None
             meta = _read_meta(self._meta_path(blob_id))
-        size = os.fstat(content.fileno()).st_size
-        return content, meta.get("content_type") or DEFAULT_CONTENT_TYPE, size
+        info = os.fstat(content.fileno())
+        # Every upload is a new file renamed into place, never changed after: its inode, mtime
+        # and size name this version, from the very file being read (no race with a rewrite).
+        etag = f'"{info.st_ino:x}-{info.st_mtime_ns:x}-{info.st_size:x}"'
+        return content, meta.get("content_type") or DEFAULT_CONTENT_TYPE, info.st_size, etag
 
     def delete(self, blob_id: str) -> None:
         with self._lock:
@@ -115,6 +130,27 @@ def _read_meta(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _matches_any(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours compared weakly (W/ ignored)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.removeprefix("W/") == etag for tag in _ENTITY_TAG.findall(if_none_match))
+
+
+def _resolve_range(byte_range: tuple[str, str], size: int) -> tuple[int, int]:
+    """(first, last) byte positions of the range in a blob of `size`; first > last when the range
+    is not satisfiable (it starts at or past the end, or is an empty suffix)."""
+    first_text, last_text = byte_range
+    if not first_text:
+        suffix = int(last_text)
+        return max(size - suffix, 0), size - 1 if suffix else -1
+    first = int(first_text)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return first, last
 
 
 def _not_found(blob_id: str) -> HttpError:
@@ -152,16 +188,54 @@ class BlobHandler(ServiceHandler):
         self.send_json(201 if created else 200, body)
 
     def get_blob(self, blob_id: str) -> None:
-        content, content_type, size = self.store.open(blob_id)
+        content, content_type, size, etag = self.store.open(blob_id)
         with content:
-            self.start_stream(200, content_type, size)
+            validators = {"ETag": etag, "Accept-Ranges": "bytes"}
+            if _matches_any(self.headers.get("If-None-Match"), etag):
+                self.send_empty(304, validators)
+                return
+            first, last = 0, size - 1
+            byte_range = self._requested_range(etag)
+            if byte_range is not None:
+                first, last = _resolve_range(byte_range, size)
+                if first > last:
+                    raise HttpError(
+                        416,
+                        "range_not_satisfiable",
+                        f"the blob has {size} bytes",
+                        headers={"Content-Range": f"bytes */{size}", **validators},
+                    )
+                validators["Content-Range"] = f"bytes {first}-{last}/{size}"
+            length = last - first + 1
+            self.start_stream(206 if byte_range else 200, content_type, length, headers=validators)
             if self.command == "HEAD":
                 return
-            sent = write_all(iter_file(content, CHUNK_SIZE), self.wfile)
-        if sent != size:
+            content.seek(first)
+            cut_after = self.server.control.take_setting("cut_next_get_after")
+            if cut_after:
+                sent = write_all(iter_file(content, CHUNK_SIZE, limit=int(cut_after)), self.wfile)
+                self.close_connection = True  # the client sees its download cut off here
+                return
+            sent = write_all(iter_file(content, CHUNK_SIZE, limit=length), self.wfile)
+        if sent != length:
             # Cannot happen with our own atomic writes; if it does, the client must not
             # mistake a short body for the whole blob.
             self.close_connection = True
+
+    def _requested_range(self, etag: str) -> tuple[str, str] | None:
+        """The Range asked for, as (first, last) text, or None for the whole blob."""
+        match = _BYTE_RANGE.fullmatch((self.headers.get("Range") or "").strip())
+        if match is None or match.groups() == ("", ""):
+            return None
+        first, last = match.groups()
+        if first and last and int(last) < int(first):
+            return None  # an invalid range: ignored, like any other malformed Range
+        if_range = self.headers.get("If-Range")
+        # RFC 9110 13.1.5: the range only if the blob is still the one the client saw (a strong
+        # match); a date cannot say that here, so it counts as another version.
+        if if_range is not None and if_range.strip() != etag:
+            return None
+        return first, last
 
     head_blob = get_blob
 
@@ -173,7 +247,8 @@ class BlobHandler(ServiceHandler):
 def main(argv: list[str] | None = None) -> int:
     args = base_arg_parser("Reference BlobService").parse_args(argv)
     store = BlobStore(args.data_dir)
-    server = ServiceServer((args.host, args.port), BlobHandler, app=store, control=ControlPlane())
+    control = ControlPlane(settings={"cut_next_get_after": 0})
+    server = ServiceServer((args.host, args.port), BlobHandler, app=store, control=control)
     serve_until_signalled(server)
     return 0
 

@@ -161,9 +161,17 @@ def iter_chunked(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
         pass  # trailer fields: nothing we use
 
 
-def iter_file(source: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Yield the rest of an open file in chunks."""
-    while piece := source.read(chunk_size):
+def iter_file(
+    source: BinaryIO, chunk_size: int = CHUNK_SIZE, *, limit: int | None = None
+) -> Iterator[bytes]:
+    """Yield the rest of an open file in chunks, at most `limit` bytes of it if given."""
+    remaining = limit
+    while remaining is None or remaining > 0:
+        piece = source.read(chunk_size if remaining is None else min(chunk_size, remaining))
+        if not piece:
+            return
+        if remaining is not None:
+            remaining -= len(piece)
         yield piece
 
 
@@ -352,6 +360,13 @@ class ControlPlane:
     def setting(self, name: str) -> float:
         with self._lock:
             return self._faults.extras[name]
+
+    def take_setting(self, name: str) -> float:
+        """A one-shot setting: its value, which goes back to its default for the next request."""
+        with self._lock:
+            value = self._faults.extras[name]
+            self._faults.extras[name] = self._setting_defaults[name]
+            return value
 
     def faults(self) -> dict[str, Any]:
         with self._lock:
@@ -681,13 +696,19 @@ class ServiceHandler(BaseHTTPRequestHandler):
     def send_error_json(self, error: HttpError) -> None:
         self.send_json(error.status, error.body(), error.headers)
 
-    def send_empty(self, status: int) -> None:
-        headers = {} if status == 204 else {"Content-Length": "0"}
-        self._start_response(status, headers)
+    def send_empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+        # 204 and 304 never have a body, so no Content-Length either (RFC 9110 8.6).
+        length = {} if status in (204, 304) else {"Content-Length": "0"}
+        self._start_response(status, {**length, **(headers or {})})
 
-    def start_stream(self, status: int, content_type: str, length: int) -> None:
+    def start_stream(
+        self, status: int, content_type: str, length: int, headers: dict[str, str] | None = None
+    ) -> None:
         """Send the headers of a streamed body; the caller then writes to ``self.wfile``."""
-        self._start_response(status, {"Content-Type": content_type, "Content-Length": str(length)})
+        self._start_response(
+            status,
+            {"Content-Type": content_type, "Content-Length": str(length), **(headers or {})},
+        )
 
 
 # --------------------------------------------------------------------------- bootstrap

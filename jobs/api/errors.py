@@ -140,6 +140,21 @@ class DownstreamUnavailable(ApiError):
     default_detail = "A downstream service did not answer; try again later."
 
 
+class RangeNotSatisfiable(ApiError):
+    status_code = status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE
+    default_code = "range_not_satisfiable"
+    default_detail = "The range asked for starts past the end of the output."
+
+    def __init__(self, *, size: int | None):
+        super().__init__(
+            None
+            if size is None
+            else f"The range asked for starts past the output's end: it has {size} bytes."
+        )
+        # RFC 9110 15.5.17: the current length, so the client can ask again within it.
+        self.headers = {} if size is None else {"Content-Range": f"bytes */{size}"}
+
+
 class DatabaseUnavailable(ApiError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "database_unavailable"
@@ -280,6 +295,8 @@ def exception_handler(exc, context):
     for name, value in response.headers.items():
         if name.lower() != "content-type":
             answer[name] = value
+    for name, value in getattr(exc, "headers", {}).items():  # an error's own (Content-Range)
+        answer[name] = value
     return answer
 
 

@@ -424,23 +424,73 @@ STATUS = {
     ),
 }
 
+_OUTPUT_VALIDATORS = [
+    OpenApiParameter(
+        "ETag",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[200, 206, 304],
+        description="The output's version (BlobService's strong entity tag): send it back in "
+        "`If-None-Match` or `If-Range`.",
+    ),
+    OpenApiParameter(
+        "Accept-Ranges",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[200, 206, 304],
+        description="`bytes`: a `Range` request is answered with that part.",
+    ),
+]
+
 OUTPUT = {
     "operation_id": "job_output",
     "tags": ["jobs"],
     "summary": "A job's output",
     "description": (
         "The output of an `EXECUTION_COMPLETED` job, streamed from BlobService with its own "
-        "`Content-Type` (that of the input) and `Content-Length`."
+        "`Content-Type` (that of the input) and `Content-Length`. `Range`, `If-Range` and "
+        "`If-None-Match` are passed to BlobService and its answer relayed: one byte range "
+        "answers 206 with `Content-Range`, a range starting past the end 416, a current "
+        "`If-None-Match` 304; an interrupted download resumes with `Range: bytes=<received>-` "
+        "and `If-Range: <ETag>`."
     ),
     "parameters": [
         _JOB_ID,
         OpenApiParameter(
+            "Range",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description="One byte range, e.g. `bytes=1048576-`, `bytes=0-1023`, `bytes=-500`. "
+            "Several ranges or a malformed one are ignored (the whole output, 200).",
+        ),
+        OpenApiParameter(
+            "If-Range",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description="An `ETag`: the range only if the output is still that version, else "
+            "the whole output (200).",
+        ),
+        OpenApiParameter(
+            "If-None-Match",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description="`ETag`s (or `*`): 304 without a body when one is the output's.",
+        ),
+        OpenApiParameter(
             "Content-Length",
             OpenApiTypes.INT,
             OpenApiParameter.HEADER,
-            response=[200],
-            description="The output's size in bytes.",
+            response=[200, 206],
+            description="The size in bytes of the body: the whole output, or the range.",
         ),
+        OpenApiParameter(
+            "Content-Range",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            response=[206, 416],
+            description="206: `bytes <first>-<last>/<size>`; 416: `bytes */<size>`.",
+        ),
+        *_OUTPUT_VALIDATORS,
         *_COMMON_HEADERS,
     ],
     "responses": _by_status(
@@ -449,6 +499,13 @@ OUTPUT = {
             (200, "*/*"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The output bytes, in the input's media type."
             ),
+            (206, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The byte range asked for (`Content-Range` says which).",
+            ),
+            (304, "*/*"): OpenApiResponse(
+                description="Not modified: `If-None-Match` named the output's `ETag`. No body."
+            ),
             (404, PROBLEM): _problem(
                 "job_not_found",
                 "output_not_ready",
@@ -456,6 +513,11 @@ OUTPUT = {
                 "job_cancelled",
                 description="No output: no such job of yours, not finished yet, failed, or "
                 "cancelled.",
+            ),
+            (416, PROBLEM): _problem(
+                "range_not_satisfiable",
+                description="The range starts at or past the output's end; `Content-Range: "
+                "bytes */<size>` gives its size.",
             ),
             (502, PROBLEM): _problem(
                 "downstream_unavailable", description="BlobService did not deliver the output."

@@ -3,7 +3,6 @@
 import uuid
 from contextlib import ExitStack
 
-from django.http import StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -11,16 +10,15 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from frontservice.downstream import DownstreamError
 from jobs import services
 from jobs.api import callbacks, errors, idempotency, limits, listing, schema, waiting
+from jobs.api.output import output_response
 from jobs.api.throttling import OwnerRateThrottle
 from jobs.api.uploads import stage_request_body, upload_slot
 from jobs.models import Job
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
 from orchestration.cancel import job_cancel
-from orchestration.clients import blob_service
 from orchestration.refresh import job_refresh
 
 
@@ -91,7 +89,8 @@ class JobViewSet(viewsets.GenericViewSet):
         # So is an owner at its cap of jobs not final yet (jobs/api/limits.py).
         limits.check_active_jobs(owner=request.user, idempotency_key=key)
         # (The upload's slot was taken before all of these, in check_throttles.)
-        upload = stage_request_body(request)
+        # The body's sha256 is what an Idempotency-Key compares; nothing else needs it.
+        upload = stage_request_body(request, digest=key is not None)
         try:
             callback_url = callbacks.callback_url_from_form(request, from_query=callback_url)
         except errors.InvalidCallbackURL:
@@ -157,14 +156,8 @@ class JobViewSet(viewsets.GenericViewSet):
             raise errors.JobFailed(f"The job ended in {job.status} and has no output.")
         if job.status != Status.EXECUTION_COMPLETED:
             raise errors.OutputNotReady(f"The job is {job.status}; its output is not ready.")
-        try:
-            blob = blob_service.open_blob(job.blob_id)
-        except DownstreamError as exc:
-            raise errors.DownstreamUnavailable("The output could not be fetched.") from exc
-        response = StreamingHttpResponse(_chunks(blob), content_type=blob.content_type)
-        if blob.content_length is not None:
-            response["Content-Length"] = str(blob.content_length)
-        return response
+        # Range, If-Range and If-None-Match are BlobService's to answer (jobs/api/output.py).
+        return output_response(job.blob_id, request.META)
 
     @extend_schema(**schema.CANCEL)
     @action(detail=True, methods=["post"])
@@ -177,11 +170,3 @@ class JobViewSet(viewsets.GenericViewSet):
             return Response(self.get_serializer(job).data, status=202)
         # Final before the cancel, or finished in JobService just before the cancel arrived.
         raise errors.JobNotCancellable(f"The job is {job.status}; a final job cannot be cancelled.")
-
-
-def _chunks(blob):
-    # A generator: Django closes it when the response ends, which closes the upstream stream.
-    try:
-        yield from blob.iter_chunks()
-    finally:
-        blob.close()

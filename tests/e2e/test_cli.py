@@ -294,6 +294,32 @@ def test_output_writes_the_bytes_to_a_file_or_stdout(stack, alice, tmp_path):
     assert to_dash.returncode == 0 and to_dash.stdout == UPPERCASED
 
 
+@pytest.mark.slow
+def test_a_download_cut_off_mid_way_resumes_where_it_stopped(quiet_stack, alice, tmp_path):
+    stack = quiet_stack
+    stack.clear_faults()
+    data = os.urandom(12 * 1024 * 1024)
+    job_id = submit(stack, alice, data)["id"]
+    wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=120)
+    gets_before = stack.stats("blob")["by_id"][job_id].get("GET", 0)
+    # BlobService drops the next download after 5 MiB: the API's answer to the CLI breaks there.
+    stack.faults("blob", cut_next_get_after=5 * 1024 * 1024)
+    out = tmp_path / "out.bin"
+
+    try:
+        result = cli(stack, alice, "output", job_id, str(out))
+    finally:
+        stack.clear_faults()
+
+    assert result.returncode == 0, result.stderr
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data.upper()).digest()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    assert f"wrote {len(data)} bytes to {out}" in result.stderr.decode()
+    # Two downloads reached BlobService: the one cut off, and the rest (a Range request).
+    assert stack.stats("blob")["by_id"][job_id]["GET"] == gets_before + 2
+    assert Job.objects.get(pk=job_id).status == "EXECUTION_COMPLETED"
+
+
 def test_output_of_a_running_job_is_output_not_ready(quiet_stack, alice, tmp_path):
     stack = quiet_stack
     stack.faults("job", execution_delay=30)

@@ -3,11 +3,14 @@ ending early, and the errors of a body failing to arrive are told apart from our
 
 import io
 import json
+import socket
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.http import UnreadablePostError
+from gunicorn.http.body import Body, LengthReader
 from gunicorn.http.errors import ChunkMissingTerminator, NoMoreData
+from gunicorn.http.unreader import SocketUnreader
 
 from frontservice.request_body import IncompleteBody, client_read_failure, strict_body
 from frontservice.wsgi import application
@@ -37,6 +40,65 @@ def test_a_whole_body_reads_as_it_is():
 def test_a_body_shorter_than_its_content_length_raises():
     with pytest.raises(IncompleteBody):
         strict_body(_reader)(_environ(b"x" * 4, 10), lambda *a: None)
+
+
+def _read_all_into(environ, start_response):
+    buffer = bytearray(7)
+    body = bytearray()
+    while received := environ["wsgi.input"].readinto(buffer):
+        body += buffer[:received]
+    start_response("200 OK", [])
+    return [bytes(body)]
+
+
+@pytest.fixture
+def connection():
+    server, client = socket.socketpair()
+    server.settimeout(5)
+    yield server, client
+    server.close()
+    client.close()
+
+
+def _gunicorn_environ(sock, length: int, read_ahead: bytes) -> tuple[dict, Body]:
+    """The body as gunicorn hands it over, with `read_ahead` already read with the headers."""
+    unreader = SocketUnreader(sock)
+    unreader.unread(read_ahead)
+    body = Body(LengthReader(unreader, length))
+    environ = {"CONTENT_LENGTH": str(length), "wsgi.input": body, "gunicorn.socket": sock}
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = body
+    return environ, body
+
+
+def test_readinto_takes_what_gunicorn_read_ahead_then_the_rest_from_the_socket(connection):
+    server, client = connection
+    environ, body = _gunicorn_environ(server, 30, read_ahead=b"0123456789")
+    # The rest of the body, then a pipelined request that must stay for gunicorn to parse.
+    client.sendall(b"abcdefghijklmnopqrst" + b"GET /next HTTP/1.1\r\n")
+
+    answer = strict_body(_read_all_into)(environ, lambda *a: None)
+
+    assert answer == [b"0123456789abcdefghijklmnopqrst"]
+    assert body.reader.length == 0 and not body.failed
+    assert body.reader.unreader.read() == b"GET /next HTTP/1.1\r\n"
+
+
+def test_readinto_of_a_body_cut_off_raises_and_marks_the_connection_unusable(connection):
+    server, client = connection
+    environ, body = _gunicorn_environ(server, 30, read_ahead=b"0123")
+    client.sendall(b"456789")
+    client.close()
+
+    with pytest.raises(IncompleteBody):
+        strict_body(_read_all_into)(environ, lambda *a: None)
+    assert body.failed
+
+
+def test_readinto_of_another_server_s_stream_stops_at_the_content_length():
+    environ = _environ(b"x" * 10 + b"beyond the body", 10)
+
+    assert strict_body(_read_all_into)(environ, lambda *a: None) == [b"x" * 10]
 
 
 @pytest.mark.parametrize(

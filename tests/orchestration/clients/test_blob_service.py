@@ -13,6 +13,7 @@ from frontservice.downstream import DownstreamError
 from orchestration.clients import http
 from orchestration.clients.blob_service import (
     BlobNotFound,
+    RangeNotSatisfiable,
     StoredBlob,
     delete_blob,
     open_blob,
@@ -277,6 +278,73 @@ def test_open_blob_streams_chunks_and_closes_the_response(mocked):
     assert call.request.req_kwargs["stream"] is True
     assert call.request.req_kwargs["timeout"] == (1.5, 9.0)
     assert call.response.raw.closed
+
+
+def test_open_blob_sends_no_range_or_condition_unless_asked(mocked):
+    mocked.get(BLOB_URL, body=b"data", headers={"ETag": '"v1"', "Accept-Ranges": "bytes"})
+
+    with open_blob("blob-1") as blob:
+        assert (blob.status_code, blob.etag, blob.accept_ranges) == (200, '"v1"', "bytes")
+
+    sent = mocked.calls[0].request.headers
+    assert not {"Range", "If-Range", "If-None-Match"} & set(sent)
+
+
+def test_open_blob_passes_range_and_conditions_through_and_reads_a_206(mocked):
+    mocked.get(
+        BLOB_URL,
+        body=b"cdef",
+        status=206,
+        headers={
+            "Content-Range": "bytes 2-5/10",
+            "Content-Length": "4",
+            "ETag": '"v1"',
+            "Accept-Ranges": "bytes",
+        },
+    )
+
+    with open_blob("blob-1", byte_range="bytes=2-5", if_range='"v1"', if_none_match='"v0"') as blob:
+        assert b"".join(blob.iter_chunks()) == b"cdef"
+        assert blob.status_code == 206
+        assert blob.content_range == "bytes 2-5/10"
+        assert blob.content_length == 4
+        assert blob.etag == '"v1"'
+
+    sent = mocked.calls[0].request.headers
+    assert (sent["Range"], sent["If-Range"], sent["If-None-Match"]) == ("bytes=2-5", '"v1"', '"v0"')
+    assert mocked.calls[0].request.req_kwargs["timeout"] == (1.5, 9.0)
+
+
+def test_open_blob_answers_a_304_as_a_stream_without_a_body(mocked):
+    mocked.get(BLOB_URL, status=304, headers={"ETag": '"v1"'})
+
+    with open_blob("blob-1", if_none_match='"v1"') as blob:
+        assert (blob.status_code, blob.etag) == (304, '"v1"')
+
+
+def test_open_blob_of_a_range_past_the_end_raises_with_the_blob_s_size(mocked):
+    mocked.get(
+        BLOB_URL,
+        status=416,
+        json={"code": "range_not_satisfiable", "detail": "the blob has 10 bytes"},
+        headers={"Content-Range": "bytes */10"},
+    )
+
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        open_blob("blob-1", byte_range="bytes=10-")
+
+    assert raised.value.size == 10
+    assert raised.value.status_code == 416 and not raised.value.retryable
+    assert mocked.calls[0].response.raw.closed
+
+
+def test_open_blob_of_a_416_without_content_range_has_no_size(mocked):
+    mocked.get(BLOB_URL, status=416, body=b"")
+
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        open_blob("blob-1", byte_range="bytes=10-")
+
+    assert raised.value.size is None
 
 
 def test_open_blob_closes_the_response_when_used_as_a_context_manager(mocked):
