@@ -61,8 +61,10 @@ def main(argv: list[str]) -> int:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
     }
     run_file = data_dir / "run.env"
-    # SIGTERM unwinds like Ctrl-C, so the `finally` below stops every process started here.
+    # SIGTERM unwinds like Ctrl-C, so the `finally` below stops every process started here;
+    # SIGINT too when a shell started this in the background (it then ignores SIGINT).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         # What this run chose, for every `manage.py` command while it runs (the development
         # settings read it where the environment says nothing; frontservice/env.py).
