@@ -24,16 +24,20 @@ from launcher.stack import REPO
 from tests.support.api import submit, wait_for_status
 
 STARTED = re.compile(r"^started (\w+) \(pid (\d+), log (\S+)\)$", re.M)
-# The addresses of the session's stack, which `make run` must choose for itself.
-CHOSEN_BY_MAKE_RUN = (
-    "MONGODB_URI",
-    "BLOBSERVICE_URL",
-    "JOBSERVICE_URL",
-    "FRONTSERVICE_VAR_DIR",
-    "STAGING_DIR",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "REDIS_URL",
-)
+# The session's stack and directories, which `make run` must not see: it chooses its own
+# addresses, or gets its own here (ManagedProcess adds env to this process's environment).
+CHOSEN_BY_MAKE_RUN = ("MONGODB_URI", "BLOBSERVICE_URL", "JOBSERVICE_URL", "FRONTSERVICE_VAR_DIR")
+
+
+def _own(tmp_path: Path) -> dict[str, str]:
+    return {
+        # Emptied at its start, then written by its processes: never the session's.
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "STAGING_DIR": str(tmp_path / "staging"),
+        # A queue of its own, on its own database (no Redis, whatever the session's broker).
+        "REDIS_URL": "",
+        "Q_CLUSTER_NAME": f"fs-make-run-{uuid.uuid4().hex[:8]}",
+    }
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -41,12 +45,12 @@ def _environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _manage(*args: str, var_dir: Path) -> subprocess.CompletedProcess:
-    # Only FRONTSERVICE_VAR_DIR, as `make manage` sets it: the database comes from the run file.
+def _manage(*args: str, var_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    # FRONTSERVICE_VAR_DIR as `make manage` sets it, no address: the database is the run file's.
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO,
-        env=_environment(FRONTSERVICE_VAR_DIR=str(var_dir)),
+        env=_environment(**env, FRONTSERVICE_VAR_DIR=str(var_dir)),
         capture_output=True,
         text=True,
         timeout=120,
@@ -67,8 +71,7 @@ def test_make_run_starts_the_service_commands_find_it_and_ctrl_c_stops_it(tmp_pa
     argv = [sys.executable, "-m", "launcher", "--data-dir", str(var)]
     for name, port in ports.items():
         argv += [f"--{name}-port", str(port)]
-    # A queue of its own: with the Redis broker in the environment, it would share the session's.
-    env = _environment(Q_CLUSTER_NAME=f"fs-make-run-{uuid.uuid4().hex[:8]}")
+    env = _own(tmp_path)
     run = ManagedProcess.start(argv, env=env, cwd=REPO, name="make-run", log_dir=tmp_path)
     started: dict[str, int] = {}
     try:
@@ -95,8 +98,11 @@ def test_make_run_starts_the_service_commands_find_it_and_ctrl_c_stops_it(tmp_pa
         assert job_stats.json()["executions"] == {job_id: 1}
         blob = requests.get(f"http://127.0.0.1:{ports['blob']}/blobs/{job_id}", timeout=10)
         assert blob.content == b"MADE BY MAKE RUN"
+        assert list((tmp_path / "metrics").glob("counter_*.db"))  # its own, not the session's
         # An operator command with nothing exported finds this database through the run file.
-        summary = _manage("jobs_summary", "--json", "--tenant", alice.tenant_id, var_dir=var)
+        summary = _manage(
+            "jobs_summary", "--json", "--tenant", alice.tenant_id, var_dir=var, env=env
+        )
         assert summary.returncode == 0, summary.stderr
         jobs = json.loads(summary.stdout)["jobs"]
         assert jobs["total"] == jobs["by_status"]["EXECUTION_COMPLETED"] == 1
