@@ -26,9 +26,10 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 install: $(STAMP)
 
 ## The whole service on embedded defaults: MongoDB, BlobService, JobService, worker, API.
+## Each process in order once the one before is ready, logs in $(DATA_DIR)/log/; Ctrl-C stops all.
 run: $(STAMP)
-	PY=$(PY) API_PORT=$(API_PORT) MONGO_PORT=$(MONGO_PORT) BLOB_PORT=$(BLOB_PORT) \
-	JOB_PORT=$(JOB_PORT) DATA_DIR=$(DATA_DIR) scripts/run.sh
+	$(PY) -m launcher --api-port $(API_PORT) --mongo-port $(MONGO_PORT) --blob-port $(BLOB_PORT) \
+		--job-port $(JOB_PORT) --data-dir $(DATA_DIR)
 
 ## The full suite: the in-process tests (the import layers' contracts among them), then
 ## tests/e2e (real processes) with the MongoDB broker, and its broker-dependent tests again with

@@ -1,29 +1,28 @@
 """The FrontService stack the benchmarks start: every process on free ports, data in one dir.
 
-Used by bench/e2e.py (one stack per input size) and bench/soak.py (one stack with two worker
-clusters, tuned settings and the Redis broker as an option). Every process is a
-ManagedProcess (its own session, its log under `<root>/logs/`) and is stopped by its PID.
+Used by bench/e2e.py (one stack per input size), bench/soak.py (one stack with two worker
+clusters, tuned settings and the Redis broker as an option) and bench/outage.py. The processes,
+their command lines and readiness checks are the launcher's (launcher/stack.py, as for `make
+run`); this picks the ports and the benchmarks' settings. Every process is a ManagedProcess (its
+own session, its log under `<root>/logs/`) and is stopped by its PID.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support.processes import ManagedProcess, free_port  # noqa: E402
+from launcher import stack as launcher  # noqa: E402
+from launcher.processes import ManagedProcess, free_port  # noqa: E402
 
-PYTHON = sys.executable
+PYTHON = launcher.PYTHON
+__all__ = ["PYTHON", "Stack", "children", "descendants"]
 
 
 # --- process trees (/proc) -------------------------------------------------------------------
@@ -51,18 +50,6 @@ def descendants(pid: int) -> list[int]:
 # --- the stack -------------------------------------------------------------------------------
 
 
-def wait_for_port(process: ManagedProcess, port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive:
-            break
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{process.name} did not listen on {port}\n{process.log_tail()}")
-
-
-@dataclass
 class Stack:
     """Every process of FrontService on free ports, with its data under `root`.
 
@@ -71,113 +58,75 @@ class Stack:
     `job_delay` is JobService's `--delay`.
     """
 
-    root: Path
-    workers: tuple[str, ...] = ("worker",)
-    settings: dict[str, str] = field(default_factory=dict)
-    job_delay: float = 0
-    ports: dict[str, int] = field(default_factory=dict)
-    processes: dict[str, ManagedProcess] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    token: str = ""
+    def __init__(
+        self,
+        root: Path,
+        workers: tuple[str, ...] = ("worker",),
+        settings: dict[str, str] | None = None,
+        job_delay: float = 0,
+    ) -> None:
+        self.root = root
+        self.workers = workers
+        self.settings = dict(settings or {})
+        self.token = ""
+        ports = {name: free_port() for name in ("mongo", "blob", "job", "api")}
+        self.launched = launcher.Stack(
+            data_dir=root, ports=ports, log_dir=root / "logs", job_delay=job_delay
+        )
+        self.launched.env = {**self._environment(), **self.settings}
 
     @property
     def log_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.launched.ports
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.launched.env
+
+    @property
+    def processes(self) -> dict[str, ManagedProcess]:
+        return self.launched.processes
+
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
+        return self.launched.url(name)
 
     def start(self) -> None:
-        self.ports = {name: free_port() for name in ("mongo", "blob", "job", "api")}
-        self.env = {**self._environment(), **self.settings}
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._start_mongo()
-        self.manage("migrate", "--no-input")
-        self._start(
-            "blob",
-            [
-                "-m",
-                "refservices.blobservice",
-                "--port",
-                str(self.ports["blob"]),
-                "--data-dir",
-                str(self.root / "blobservice"),
-            ],
-            ready=f"{self.url('blob')}/_control/health",
-        )
-        self.start_jobservice()
+        self.launched.start_all(("mongo", "migrate", "blob", "job"))
         for name in self.workers:
             self.start_worker(name)
-        self._start(
-            "api",
-            [
-                "-m",
-                "gunicorn",
-                "frontservice.wsgi",
-                "--config",
-                "gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{self.ports['api']}",
-            ],
-            ready=f"{self.url('api')}/healthz",
-        )
+        self.launched.start("api")
         self.token = self.manage("issue_token", "--tenant", "bench", "--sub", "bench").strip()
 
     def start_jobservice(self) -> ManagedProcess:
         """Start (or start again, on the same port and data) the reference JobService."""
-        return self._start(
-            "job",
-            [
-                "-m",
-                "refservices.jobservice",
-                "--port",
-                str(self.ports["job"]),
-                "--data-dir",
-                str(self.root / "jobservice"),
-                "--blobservice-url",
-                self.url("blob"),
-                "--delay",
-                f"{self.job_delay:g}",
-            ],
-            ready=f"{self.url('job')}/_control/health",
-        )
+        return self.launched.start("job")
 
     def start_worker(self, name: str) -> ManagedProcess:
-        """Start (or start again, under the same name) one django-q2 cluster."""
-        return self._start(name, ["manage.py", "worker"])
+        """Start (or start again, under the same name) one django-q2 cluster, without waiting
+        for it to run (a restart in the soak is timed from here)."""
+        return self.launched.start(name, kind="worker", wait=False)
 
     def stop(self) -> None:
-        # Reverse start order: the API and workers go before the services they call.
-        for name in reversed(list(self.processes)):
-            self.processes.pop(name).stop()
+        self.launched.stop_all()
 
     def roots(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
 
     def manage(self, *args: str, timeout: float | None = None) -> str:
         """Run `manage.py <args>` against this stack; its stdout (RuntimeError if it fails)."""
-        result = subprocess.run(
-            [PYTHON, "manage.py", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env},
-            check=False,
-            timeout=timeout,
-        )
-        if result.returncode:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-        return result.stdout
+        return self.launched.manage(*args, timeout=timeout)
 
     def _environment(self) -> dict[str, str]:
         # Everything explicit: `make` exports MONGODB_URI and the service URLs of `make run`,
         # which must not leak into the bench stack.
         return {
             "DJANGO_SETTINGS_MODULE": "frontservice.settings",
-            "MONGODB_URI": f"mongodb://127.0.0.1:{self.ports['mongo']}/?directConnection=true",
+            **self.launched.addresses(),
             "MONGODB_NAME": "frontservice_bench",
-            "BLOBSERVICE_URL": self.url("blob"),
-            "JOBSERVICE_URL": self.url("job"),
             "STAGING_DIR": str(self.root / "staging"),
             "FRONTSERVICE_VAR_DIR": str(self.root / "var"),
             "Q_CLUSTER_NAME": f"fs-bench-{uuid.uuid4().hex[:8]}",
@@ -185,30 +134,3 @@ class Stack:
             "REDIS_URL": "",  # the default MongoDB broker, whatever the caller's environment
             "PYTHONUNBUFFERED": "1",
         }
-
-    def _start_mongo(self) -> None:
-        (self.root / "mongo").mkdir(parents=True, exist_ok=True)
-        process = self._start(
-            "mongo",
-            [
-                "-m",
-                "frontservice.embedded_mongo",
-                "--port",
-                str(self.ports["mongo"]),
-                "--path",
-                str(self.root / "mongo" / "frontservice.sqlite3"),
-            ],
-        )
-        wait_for_port(process, self.ports["mongo"])
-
-    def _start(self, name: str, args: list[str], ready: str | None = None) -> ManagedProcess:
-        process = ManagedProcess.start(
-            [PYTHON, *args],
-            env=self.env,
-            cwd=str(REPO),
-            name=name,
-            ready_url=ready,
-            log_dir=self.log_dir,
-        )
-        self.processes[name] = process
-        return process

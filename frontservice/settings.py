@@ -32,7 +32,7 @@ if FRONTSERVICE_ENV not in ("development", "production"):
         f"FRONTSERVICE_ENV={FRONTSERVICE_ENV!r} must be 'development' or 'production'."
     )
 PRODUCTION = FRONTSERVICE_ENV == "production"
-# `make run` writes the addresses it chose here (scripts/run.sh) and removes the file when it
+# `make run` writes the addresses it chose here (launcher/__main__.py) and removes it when it
 # stops; in development the settings take them where the environment says nothing, so a
 # `manage.py` command finds what `make run` started. Production never reads it.
 RUN_FILE = VAR_DIR / "run.env"
@@ -161,6 +161,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# The admin's times to the second (frontservice/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["frontservice.formats"]
 STATIC_URL = "static/"
 # WhiteNoise serves the apps' static files from where they are installed (found through the
 # staticfiles finders once, at startup), so nothing is collected: no `collectstatic` step in

@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("frontservice", "jobs", "orchestration", "webhooks", "refservices", "frontservice_cli")
+PACKAGES = (
+    "frontservice",
+    "jobs",
+    "orchestration",
+    "webhooks",
+    "refservices",
+    "frontservice_cli",
+    "launcher",
+)
 ALLOWED = {"ready"}
 
 

@@ -5,14 +5,13 @@ It runs in a pytest session of its own (`pytest tests/e2e`; pytest.ini keeps it 
 drain with run_tasks(), so the two kinds of test cannot share a session.
 """
 
-import sys
 import time
 
 import pytest
 import requests
 
 from tests.support.processes import free_port
-from tests.support.stack import EXECUTION_DELAY, Stack, api_argv, stack_env
+from tests.support.stack import Stack, stack_env
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -32,38 +31,12 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in ("blob", "job", "api")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    # The processes' command lines are the launcher's (launcher/stack.py), as for `make run`.
     stack = Stack(
         env=stack_env(connection.settings_dict["NAME"], urls), data_dir=data_dir, urls=urls
     )
     # The test process itself (quiet_stack, the ORM assertions) talks to the same services.
     settings.BLOBSERVICE_URL, settings.JOBSERVICE_URL = urls["blob"], urls["job"]
-    python = sys.executable
-    stack.argv = {
-        "blob": [
-            python,
-            "-m",
-            "refservices.blobservice",
-            "--port",
-            str(ports["blob"]),
-            "--data-dir",
-            str(data_dir / "blobs"),
-        ],
-        "job": [
-            python,
-            "-m",
-            "refservices.jobservice",
-            "--port",
-            str(ports["job"]),
-            "--data-dir",
-            str(data_dir / "jobs"),
-            "--blobservice-url",
-            urls["blob"],
-            "--delay",
-            EXECUTION_DELAY,
-        ],
-        "api": api_argv(ports["api"]),
-        "worker": [python, "manage.py", "worker"],
-    }
     try:
         for name in ("blob", "job", "api", "worker"):
             stack.start(name)

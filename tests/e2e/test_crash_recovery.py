@@ -131,7 +131,7 @@ def test_a_task_outliving_the_grace_period_is_killed_and_delivered_again(quiet_s
 
 
 def test_stop_signals_to_every_process_and_twice_still_stop_the_worker(quiet_stack, alice):
-    # Ctrl-C in a terminal signals the whole process group, and a supervisor (scripts/run.sh)
+    # Ctrl-C in a terminal signals the whole process group, and a process manager
     # then sends its own SIGTERM: the cluster's processes get a signal each, its leader two.
     stack = quiet_stack
     worker = stack.processes.pop("worker")

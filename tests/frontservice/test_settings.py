@@ -182,6 +182,51 @@ def test_production_reads_secrets_from_files(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+# What `make run` writes to VAR_DIR/run.env (launcher/__main__.py), here with addresses no
+# default has: the settings show which of them they took.
+RUN_FILE = {
+    "MONGODB_URI": "mongodb://127.0.0.1:1/?directConnection=true",
+    "BLOBSERVICE_URL": "http://127.0.0.1:2",
+    "JOBSERVICE_URL": "http://127.0.0.1:3",
+}
+SHOW_ADDRESSES = """
+import json
+from django.conf import settings
+names = ("MONGODB_URI", "BLOBSERVICE_URL", "JOBSERVICE_URL")
+print(json.dumps({name: getattr(settings, name) for name in names}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("environment", "reads_it"),
+    [({}, True), (PRODUCTION, False)],
+    ids=["development", "production"],
+)
+def test_only_development_reads_the_run_file_of_make_run(environment, reads_it, tmp_path):
+    (tmp_path / "run.env").write_text("".join(f"{k}={v}\n" for k, v in RUN_FILE.items()))
+    env = _environment({**environment, "FRONTSERVICE_VAR_DIR": str(tmp_path)})
+    for name in RUN_FILE:  # neither given by the environment (the test session sets them)
+        env.pop(name, None)
+        env.pop(f"{name}_FILE", None)
+
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_ADDRESSES],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    addresses = json.loads(result.stdout)
+    if reads_it:
+        assert addresses == RUN_FILE
+    else:
+        # Production takes its addresses from its environment only (here: the defaults).
+        assert set(addresses.values()).isdisjoint(RUN_FILE.values()), addresses
+
+
 def test_production_passes_the_deploy_checks_but_hsts_preload():
     result = _run(PRODUCTION, "manage.py", "check", "--deploy")
 

@@ -10,10 +10,12 @@ import io
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client, RequestFactory
@@ -221,6 +223,33 @@ def test_the_job_page_shows_history_error_and_task_links(api, services, superuse
     # The link lists that job's task.
     tasks = superuser.get("/admin/django_q/success/", {"name": name})
     assert [task.name for task in tasks.context["cl"].result_list] == [name]
+
+
+def test_the_job_page_and_its_history_show_times_to_the_second(make_job):
+    user = staff_user(superuser=True)
+    # Seconds that Django's English format ("Jan. 5, 2026, 10 a.m.") would drop.
+    at = datetime(2026, 1, 5, 10, 0, 42, tzinfo=UTC)
+    job = make_job(checked_at=at)
+    LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(Job),
+        object_id=str(job.pk),
+        object_repr=str(job),
+        action_flag=CHANGE,
+        change_message="retry from admin: STORED_ERROR -> CREATED",
+        action_time=at,
+    )
+    client = logged_in(user)
+
+    page = client.get(reverse("admin:jobs_job_change", args=[job.pk]))
+    history = client.get(reverse("admin:jobs_job_history", args=[job.pk]))
+
+    assert page.status_code == history.status_code == 200
+    html = page.content.decode()
+    assert "2026-01-05 10:00:42 UTC" in html  # checked_at
+    assert job.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") in html
+    assert re.search(r"<th[^>]*>\s*2026-01-05 10:00:42 UTC\s*</th>", history.content.decode())
+    LogEntry.objects.filter(object_id=str(job.pk)).delete()
 
 
 def test_the_task_links_count_each_kind(superuser, make_job):

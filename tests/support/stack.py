@@ -1,63 +1,54 @@
 """The running stack for the end-to-end tests (tests/e2e): real processes on free ports.
 
 The reference BlobService and JobService, the API under gunicorn and a django-q2 cluster, all on
-the test database of the embedded MongoDB (tests/embedded_database.py). Every process is stopped
-by its PID, also when tests fail.
+the test database of the embedded MongoDB (tests/embedded_database.py). The processes, their
+command lines and readiness checks are the launcher's (launcher/stack.py, as for `make run`);
+this adds what the tests need: the services' fault and counter endpoints, and the test settings.
+Every process is stopped by its PID, also when tests fail.
 """
 
 import os
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
-from tests.support.processes import ManagedProcess, wait_for_port
+from launcher import stack as launcher
+from launcher.processes import ManagedProcess, wait_for_log
 
-REPO = Path(__file__).resolve().parent.parent.parent
+__all__ = ["REPO", "Stack", "api_argv", "mongo_argv", "stack_env", "wait_for_log"]
+
+REPO = launcher.REPO
 # JobService's execution delay in tests: long enough to see SUBMITTED, short enough to be quick.
 EXECUTION_DELAY = "0.3"
 # UPLOAD_IDLE_TIMEOUT of the stack's API: a read from a client waits this long for a byte.
 STALL_TIMEOUT = 3
 
 
-@dataclass
-class Stack:
-    env: dict
-    data_dir: Path
-    urls: dict[str, str] = field(default_factory=dict)
-    processes: dict[str, ManagedProcess] = field(default_factory=dict)
-    argv: dict[str, list[str]] = field(default_factory=dict)
-    mongo_port: int | None = None  # only for a stack with a database of its own
+class Stack(launcher.Stack):
+    """The launcher's stack on the servers of `urls` (blob, job, api), with `env` for every
+    process; `mongo_port` only for a stack with a database of its own."""
+
+    def __init__(
+        self, env: dict, data_dir: Path, urls: dict[str, str], mongo_port: int | None = None
+    ) -> None:
+        ports = {name: urlsplit(url).port for name, url in urls.items()}
+        if mongo_port is not None:
+            ports["mongo"] = mongo_port
+        super().__init__(data_dir=data_dir, ports=ports, env=env, job_delay=float(EXECUTION_DELAY))
+        if "api" in ports:
+            self.argv["api"] = api_argv(ports["api"])
 
     @property
     def api(self) -> str:
         return self.urls["api"]
 
-    def start(self, name: str, **env_overrides: str) -> ManagedProcess:
-        if name == "mongo":
-            process = ManagedProcess.start(self.argv[name], env=self.env, cwd=str(REPO), name=name)
-            wait_for_port(process, self.mongo_port)
-            self.processes[name] = process
-            return process
-        ready_url = f"{self.urls[name]}/_control/health" if name in ("blob", "job") else None
-        if name == "api":
-            ready_url = f"{self.urls['api']}/healthz"
-        process = ManagedProcess.start(
-            self.argv[name],
-            env={**self.env, **env_overrides},
-            cwd=str(REPO),
-            name=name,
-            ready_url=ready_url,
-        )
-        self.processes[name] = process
-        if name == "worker":
-            wait_for_log(process, "running.")
-        return process
+    @property
+    def mongo_port(self) -> int | None:
+        return self.ports.get("mongo")
 
-    def stop(self, name: str) -> None:
-        self.processes.pop(name).stop()
+    def start(self, name: str, **env_overrides: str) -> ManagedProcess:
+        return super().start(name, env=env_overrides)
 
     def stats(self, name: str) -> dict:
         return requests.get(f"{self.urls[name]}/_control/stats", timeout=5).json()
@@ -75,40 +66,14 @@ class Stack:
             requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
 
 
-def wait_for_log(process: ManagedProcess, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in process.log_path.read_text():
-        assert process.alive, f"{process.name} exited\n{process.log_tail()}"
-        assert time.monotonic() < deadline, f"{process.name}: no {text!r}\n{process.log_tail()}"
-        time.sleep(0.05)
-
-
 def mongo_argv(port: int, path: Path) -> list[str]:
     """An embedded MongoDB of a test's own, on a SQLite file (so it survives a restart)."""
-    return [
-        sys.executable,
-        "-m",
-        "frontservice.embedded_mongo",
-        "--port",
-        str(port),
-        "--path",
-        str(path),
-    ]
+    return launcher.mongo_argv(port, path)
 
 
 def api_argv(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "frontservice.wsgi",
-        "--config",
-        "gunicorn.conf.py",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--graceful-timeout",
-        "5",
-    ]
+    # A short graceful stop, so that tests restarting the API do not wait gunicorn's 30 s.
+    return [*launcher.api_argv(port), "--graceful-timeout", "5"]
 
 
 def stack_env(db_name: str, urls: dict[str, str]) -> dict:

@@ -1,4 +1,4 @@
-"""tests/support/processes.py: processes are started, awaited and never left behind."""
+"""launcher/processes.py: processes are started, awaited and never left behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ManagedProcess, ProcessStartError, free_port
+from launcher.processes import ManagedProcess, ProcessStartError, free_port
 
 
 def python(code: str) -> list[str]:
