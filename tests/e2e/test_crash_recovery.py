@@ -43,7 +43,7 @@ def _assert_once_downstream(stack, job_id: str, content: bytes):
 
 def _kill_the_worker_running(stack, job_id: str) -> None:
     pid = worker_pid_running(stack.processes["worker"].log_path, job_id)
-    time.sleep(0.5)  # well inside the slowed call
+    time.sleep(0.5)  # well inside the held call
     os.kill(pid, signal.SIGKILL)
     wait_for_log(stack.processes["worker"], "reincarnated worker")
 
@@ -51,7 +51,10 @@ def _kill_the_worker_running(stack, job_id: str) -> None:
 def test_a_worker_killed_during_the_upload_is_recovered(quiet_stack, alice):
     stack = quiet_stack
     requests.post(f"{stack.urls['job']}/_control/reset-stats", timeout=5)
-    stack.faults("blob", delay=2.0, methods=["PUT"])
+    # Held, not delayed: the killed worker's PUT ends when the faults are cleared, before its
+    # redelivery starts. A delayed one could land after the job completed and overwrite the
+    # output, which JobService writes under the input's blob id.
+    stack.faults("blob", hold=30, methods=["PUT"])
     job_id = submit(stack, alice, b"killed while uploading")["id"]
 
     _kill_the_worker_running(stack, job_id)
@@ -70,7 +73,7 @@ def test_a_worker_killed_during_the_upload_is_recovered(quiet_stack, alice):
 def test_a_worker_killed_during_the_submit_is_recovered(quiet_stack, alice):
     stack = quiet_stack
     requests.post(f"{stack.urls['job']}/_control/reset-stats", timeout=5)
-    stack.faults("job", delay=2.0, methods=["PUT"])
+    stack.faults("job", hold=30, methods=["PUT"])
     job_id = submit(stack, alice, b"killed while submitting")["id"]
     wait_for_stored_status(job_id, {"STORED"})
 
