@@ -3,8 +3,9 @@
 name. After each kill, jobs submitted afterwards complete.
 
 An idle worker, the monitor or the pusher killed can leave a queue's lock held for ever, so the
-command restarts the whole cluster and logs why (one JSON line); a busy worker holds no lock and
-is reincarnated in place, as django-q2 does. The decision rules themselves are tested
+command restarts that whole cluster, alone (it runs one per queue: the jobs' and the webhooks'),
+and logs why (one JSON line); a busy worker holds no lock and is reincarnated in place, as
+django-q2 does. The decision rules themselves are tested
 in-process (tests/orchestration/test_supervisor.py).
 """
 
