@@ -5,7 +5,7 @@
         [--env NAME=VALUE ...]
 
 One stack in a temp dir (embedded MongoDB on SQLite, reference BlobService and JobService, the
-API under gunicorn, TWO `manage.py worker` clusters of 2 workers each, sharing one queue), with
+API under gunicorn, TWO `manage.py worker` of 2 workers per cluster, sharing the queues), with
 both reference services failing 10% of their API calls (503). Concurrent clients submit the
 jobs (each POST with an Idempotency-Key, retried with the same key on 5xx, 409, 429 and
 connection errors) and poll them until final; meanwhile, every --kill-every seconds, a busy
@@ -1275,11 +1275,14 @@ def main(argv: list[str]) -> int:
 
 
 def _drop_redis_queue(cluster_name: str) -> None:
-    """Remove what is left of this run's queue (its name is unique) from the shared Redis."""
+    """Remove what is left of this run's queues (the jobs' and the webhooks', named after its
+    unique cluster name) from the shared Redis."""
     try:
         import redis
 
-        redis.Redis.from_url(REDIS_URL).delete(f"django_q:{cluster_name}:q")
+        redis.Redis.from_url(REDIS_URL).delete(
+            f"django_q:{cluster_name}:q", f"django_q:{cluster_name}-webhooks:q"
+        )
     except Exception as error:  # only tidying up
         print(f"could not drop the Redis queue: {error!r}", file=sys.stderr)
 

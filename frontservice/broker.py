@@ -72,16 +72,45 @@ class ForkSafeMongo(Mongo):
         return None
 
 
-_brokers: dict[int, Broker] = {}
+# The queues, each taken by clusters of its own (`manage.py worker --queue`): webhook deliveries
+# wait on a receiver for up to their timeouts, and on a queue apart no receiver, however slow,
+# holds a worker that a job's step needs.
+JOBS, WEBHOOKS = "jobs", "webhooks"
+QUEUES = (JOBS, WEBHOOKS)
 
 
-def process_broker() -> Broker:
-    """One broker per process: django-q2's async_task would otherwise open a client per call."""
-    pid = os.getpid()
-    if pid not in _brokers:
-        _brokers.clear()
-        _brokers[pid] = get_broker()
-    return _brokers[pid]
+def queue_key(queue: str) -> str:
+    """The broker's name for a queue (django-q2's list_key; MongoDB: the collection, Redis: the
+    list `django_q:<key>:q`). The jobs queue keeps the cluster's own name (Q_CLUSTER_NAME), so
+    tasks queued before there were two queues are still taken; the webhooks queue is
+    `<name>-webhooks`."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; one of {', '.join(QUEUES)}")
+    return Conf.CLUSTER_NAME if queue == JOBS else f"{Conf.CLUSTER_NAME}-{queue}"
+
+
+_brokers: dict[tuple[int, str], Broker] = {}
+# The queue whose tasks this process's cluster takes: set by its sentinel, inherited by the
+# workers it forks (django-q2's pusher stamps every task with one cluster name for all queues).
+_served_queue = JOBS
+
+
+def serve_queue(queue: str) -> None:
+    """This process, and those it forks, take the tasks of `queue` (a cluster's sentinel)."""
+    global _served_queue
+    queue_key(queue)  # a known queue, or ValueError
+    _served_queue = queue
+
+
+def process_broker(queue: str = JOBS) -> Broker:
+    """This process's broker for a queue, one per queue and process: django-q2's async_task would
+    otherwise open a client per call, and a client must not cross a fork."""
+    key = (os.getpid(), queue)
+    if key not in _brokers:
+        if any(pid != key[0] for pid, _ in _brokers):
+            _brokers.clear()  # inherited across a fork: the parent's
+        _brokers[key] = get_broker(queue_key(queue))
+    return _brokers[key]
 
 
 def acknowledge_in_worker(sender, task: dict, **kwargs) -> None:
@@ -100,7 +129,7 @@ def acknowledge_in_worker(sender, task: dict, **kwargs) -> None:
     if not ack_id or not (task.get("success") or task.get("ack_failure", False)):
         return
     try:
-        process_broker().acknowledge(ack_id)
+        process_broker(_served_queue).acknowledge(ack_id)
     except Exception:
         logger.warning("task %s: acknowledgement in the worker failed", ack_id, exc_info=True)
 

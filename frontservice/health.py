@@ -21,7 +21,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django_q.conf import Conf
 
-from frontservice.broker import process_broker
+from frontservice.broker import JOBS, process_broker
 
 
 def healthz(request):
@@ -77,9 +77,10 @@ def check_http(base_url: str) -> None:
     requests.get(base_url, timeout=settings.READYZ_TIMEOUT_SECONDS, allow_redirects=False)
 
 
-def queue_stats() -> dict:
-    """The broker queue: waiting tasks, and for MongoDB those in flight and the oldest's age."""
-    list_key = process_broker().list_key  # constructing a broker does no I/O
+def queue_stats(queue: str = JOBS) -> dict:
+    """A broker queue (frontservice.broker.QUEUES): waiting tasks, and for MongoDB those in
+    flight and the oldest's age."""
+    list_key = process_broker(queue).list_key  # constructing a broker does no I/O
     if settings.REDIS_URL:
         return {"depth": redis_client(settings.REDIS_URL).llen(list_key)}
     queue = mongo_client(_broker_mongo_uri())[Conf.MONGO_DB][list_key]

@@ -30,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from frontservice.broker import QUEUES
 from frontservice.health import queue_stats
 from frontservice.problems import json_problem_response
 from frontservice.request_log import route_name
@@ -135,38 +136,48 @@ class MetricsMiddleware:
 
 
 class QueueCollector:
-    """Queue depth and oldest waiting task's age, asked of the broker at scrape time."""
+    """Each queue's depth and oldest waiting task's age, asked of the broker at scrape time."""
 
     def collect(self):
         up = GaugeMetricFamily(
-            "frontservice_queue_up", "1 if the broker answered this scrape within its timeout."
+            "frontservice_queue_up",
+            "1 if the broker answered this scrape's question about the queue within its timeout.",
+            labels=["queue"],
         )
-        try:
-            stats = queue_stats()
-        except Exception as exc:  # the scrape still answers; the gauge says the broker did not
-            logger.warning("queue metrics: broker unavailable: %s: %s", type(exc).__name__, exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        yield GaugeMetricFamily(
+        depth = GaugeMetricFamily(
             "frontservice_queue_depth",
             "Tasks waiting in the broker queue, not taken by a worker.",
-            value=stats["depth"],
+            labels=["queue"],
         )
-        if "in_flight" in stats:
-            yield GaugeMetricFamily(
-                "frontservice_queue_in_flight",
-                "Tasks a worker has taken and not acknowledged yet (MongoDB broker).",
-                value=stats["in_flight"],
-            )
-        if "oldest_age_seconds" in stats:
-            yield GaugeMetricFamily(
-                "frontservice_queue_oldest_task_age_seconds",
-                "Age of the oldest waiting task since its first enqueue (MongoDB broker; 0: none).",
-                value=stats["oldest_age_seconds"],
-            )
+        in_flight = GaugeMetricFamily(
+            "frontservice_queue_in_flight",
+            "Tasks a worker has taken and not acknowledged yet (MongoDB broker).",
+            labels=["queue"],
+        )
+        oldest = GaugeMetricFamily(
+            "frontservice_queue_oldest_task_age_seconds",
+            "Age of the oldest waiting task since its first enqueue (MongoDB broker; 0: none).",
+            labels=["queue"],
+        )
+        for queue in QUEUES:
+            try:
+                stats = queue_stats(queue)
+            except Exception as exc:  # the scrape still answers; the gauge says the broker did not
+                logger.warning("queue metrics: broker unavailable: %s: %s", type(exc).__name__, exc)
+                up.add_metric([queue], 0)
+                continue
+            up.add_metric([queue], 1)
+            depth.add_metric([queue], stats["depth"])
+            if "in_flight" in stats:
+                in_flight.add_metric([queue], stats["in_flight"])
+            if "oldest_age_seconds" in stats:
+                oldest.add_metric([queue], stats["oldest_age_seconds"])
+        yield up
+        yield depth
+        if in_flight.samples:
+            yield in_flight
+        if oldest.samples:
+            yield oldest
 
 
 class _ThisProcess:

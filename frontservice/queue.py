@@ -9,21 +9,24 @@ import uuid
 
 from django_q.tasks import async_task
 
-from frontservice.broker import process_broker
+from frontservice.broker import JOBS, process_broker
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue_task(func: str, job_id: uuid.UUID, *, group: str, if_failed: str) -> bool:
-    """Queue `func(job_id)` as task `<group>-<job id>` on this process's broker; False when the
-    broker is unreachable, logged with `if_failed` (what becomes of the job then)."""
+def enqueue_task(
+    func: str, job_id: uuid.UUID, *, group: str, if_failed: str, queue: str = JOBS
+) -> bool:
+    """Queue `func(job_id)` as task `<group>-<job id>` on `queue` (frontservice.broker.QUEUES);
+    False when the broker is unreachable, logged with `if_failed` (what becomes of the job
+    then)."""
     try:
         async_task(
             func,
             str(job_id),
             task_name=f"{group}-{job_id}",
             group=group,
-            broker=process_broker(),
+            broker=process_broker(queue),
         )
     except Exception:
         logger.exception("job %s: %s", job_id, if_failed)

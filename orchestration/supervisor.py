@@ -15,9 +15,12 @@ it; restarting the cluster for it would also kill the tasks of the other workers
   monitor, of the pusher or of an idle worker in memory shared with the command, and stamps a
   heartbeat on every cycle of its guard loop;
 - every worker stamps the time it starts a task (django-q2's `pre_execute` signal);
-- the command reads them every second, with the broker queue's oldest waiting task, and
-  `restart_reason()` decides. The progress rule is the backstop for what no death report
-  covers, such as a worker killed while it held a lock the sentinel then waits on.
+- the command reads them every second, with the oldest waiting task of the cluster's own
+  queue, and `restart_reason()` decides. The progress rule is the backstop for what no death
+  report covers, such as a worker killed while it held a lock the sentinel then waits on.
+
+The command runs one cluster per queue (frontservice.broker.QUEUES), each with its own shared
+memory, watched and restarted on its own: a wedged webhooks cluster leaves the jobs' running.
 
 The shared memory is raw (no lock): a lock held by a process that is SIGKILLed would wedge its
 reader, the very failure this watches for. Each field is one aligned word, written by one
@@ -30,7 +33,11 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 
+from django_q.brokers import get_broker
 from django_q.cluster import Sentinel
+from django_q.conf import Conf
+
+from frontservice.broker import queue_key, serve_queue
 
 # What died, as reported by the sentinel (0: nothing reported).
 NOTHING, MONITOR, PUSHER, IDLE_WORKER = 0, 1, 2, 3
@@ -67,8 +74,7 @@ class Shared:
         self._idle_workers.value = idle_workers
         self._sentinel_beat.value = time.monotonic()
 
-    def task_started(self, sender=None, **kwargs) -> None:
-        """django-q2's `pre_execute` receiver, in the worker."""
+    def task_started(self) -> None:
         self._task_started.value = time.monotonic()
 
     def report_death(self, role: int, pid: int, exitcode: int | None) -> None:
@@ -226,14 +232,50 @@ class _BeatingEvent:
         self._event.set()
 
 
-class SupervisedSentinel(Sentinel):
-    """django-q2's sentinel, reporting deaths that can wedge the cluster and beating."""
+# The shared memory of the cluster this process belongs to: set in its sentinel, and inherited by
+# the workers it forks (None in the command, which runs no task).
+_this_cluster: Shared | None = None
 
-    def __init__(self, stop_event, start_event, cluster_id, broker, timeout, shared: Shared):
-        self.shared = shared  # before Sentinel.__init__, which runs the guard loop
+
+def task_started(sender=None, **kwargs) -> None:
+    """django-q2's `pre_execute` receiver, in a worker: stamps its own cluster's memory."""
+    if _this_cluster is not None:
+        _this_cluster.task_started()
+
+
+class SupervisedSentinel(Sentinel):
+    """django-q2's sentinel, reporting deaths that can wedge the cluster and beating, for the
+    queue it is given, with `workers` workers, running the schedules or not."""
+
+    def __init__(
+        self,
+        stop_event,
+        start_event,
+        cluster_id,
+        timeout,
+        shared: Shared,
+        queue: str,
+        workers: int,
+        schedules: bool,
+    ):
+        global _this_cluster
+        _this_cluster = shared
+        serve_queue(queue)  # its workers acknowledge their tasks on this queue
+        self.shared = shared  # before the guard loop starts
+        if not schedules:
+            # This process's own copy of the settings: the schedules' tasks are the jobs queue's.
+            Conf.SCHEDULER = False
+        # The broker is made here, in the sentinel's process, as django-q2's sentinel does.
         super().__init__(
-            _BeatingEvent(stop_event, self._beat), start_event, cluster_id, broker, timeout
+            _BeatingEvent(stop_event, self._beat),
+            start_event,
+            cluster_id,
+            get_broker(queue_key(queue)),
+            timeout,
+            start=False,
         )
+        self.pool_size = workers
+        self.start()
 
     def _beat(self) -> None:
         idle = sum(1 for process in self.pool if process.timer.value == _IDLE)

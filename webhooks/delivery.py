@@ -31,6 +31,7 @@ from rest_framework.renderers import JSONRenderer
 
 from frontservice import mongo
 from frontservice.backoff import Schedule
+from frontservice.broker import WEBHOOKS
 from frontservice.queue import enqueue_task
 from jobs.models import Job, WebhookStatus
 from jobs.serializers import JobSerializer
@@ -50,6 +51,7 @@ def enqueue_webhook(job_id: uuid.UUID) -> bool:
         job_id,
         group="webhook",
         if_failed="webhook enqueue failed; the reconciler will enqueue it",
+        queue=WEBHOOKS,  # its own workers: a slow receiver holds none that jobs need
     )
 
 

@@ -83,7 +83,7 @@ def test_a_killed_pusher_is_replaced_and_carries_no_mongo_client_across_the_fork
     # The running cluster's pusher, by the PIDs below the worker the stack started (an earlier
     # test may have had the cluster restarted: the log's first pusher is long gone).
     [pusher] = cluster_processes(worker)["pusher"]
-    before = len(restarts(worker))
+    before = len(restarts(worker, "jobs"))
     # Killed once the cluster's parent has used the database (its scheduler runs there), so
     # the cluster that replaces it is forked from a process whose clients it could inherit.
     # A dead pusher may hold its queue's lock: the supervisor restarts the whole cluster.

@@ -3,8 +3,9 @@
 name. After each kill, jobs submitted afterwards complete.
 
 An idle worker, the monitor or the pusher killed can leave a queue's lock held for ever, so the
-command restarts the whole cluster and logs why (one JSON line); a busy worker holds no lock and
-is reincarnated in place, as django-q2 does. The decision rules themselves are tested
+command restarts that whole cluster, alone (it runs one per queue: the jobs' and the webhooks'),
+and logs why (one JSON line); a busy worker holds no lock and is reincarnated in place, as
+django-q2 does. The decision rules themselves are tested
 in-process (tests/orchestration/test_supervisor.py).
 """
 
@@ -18,6 +19,7 @@ from django.conf import settings
 from orchestration.reconcile import reconcile
 from tests.support.api import submit, wait_for_status
 from tests.support.cluster import (
+    children,
     cluster_processes,
     restarts,
     wait_for_restart,
@@ -38,10 +40,11 @@ def _a_job_completes(stack, owner, text: bytes = b"after the kill") -> None:
     wait_for_status(stack, owner, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
 
 
-def test_an_idle_worker_killed_restarts_the_cluster(quiet_stack, alice):
+def test_an_idle_worker_killed_restarts_its_cluster_alone(quiet_stack, alice):
     worker = quiet_stack.processes["worker"]
-    before = len(restarts(worker))
+    before = len(restarts(worker, "jobs"))
     cluster = cluster_processes(worker)
+    webhooks = cluster_processes(worker, "webhooks")
 
     _kill(cluster["worker"][0])
 
@@ -50,12 +53,31 @@ def test_an_idle_worker_killed_restarts_the_cluster(quiet_stack, alice):
     assert f"idle worker (pid {cluster['worker'][0]}) died (signal 9)" in restart["detail"]
     new = cluster_processes(worker)
     assert new["sentinel"] != cluster["sentinel"]  # a fresh cluster, not a reincarnation
+    # The webhooks' cluster has its own queues and locks: it is left running as it was.
+    assert cluster_processes(worker, "webhooks") == webhooks
+    _a_job_completes(quiet_stack, alice)
+
+
+def test_the_webhooks_cluster_wedged_is_restarted_and_the_jobs_one_left_alone(quiet_stack, alice):
+    worker = quiet_stack.processes["worker"]
+    before = len(restarts(worker, "webhooks"))
+    jobs_before = len(restarts(worker, "jobs"))
+    jobs = cluster_processes(worker)
+    webhooks = cluster_processes(worker, "webhooks")
+
+    _kill(webhooks["monitor"][0], webhooks["worker"][0])
+
+    restart = wait_for_restart(worker, before, queue="webhooks")
+    assert restart["reason"] == "child_died"
+    assert cluster_processes(worker, "webhooks")["sentinel"] != webhooks["sentinel"]
+    assert cluster_processes(worker) == jobs
+    assert len(restarts(worker, "jobs")) == jobs_before
     _a_job_completes(quiet_stack, alice)
 
 
 def test_the_monitor_killed_restarts_the_cluster(quiet_stack, alice):
     worker = quiet_stack.processes["worker"]
-    before = len(restarts(worker))
+    before = len(restarts(worker, "jobs"))
     cluster = cluster_processes(worker)
 
     _kill(cluster["monitor"][0])
@@ -68,7 +90,7 @@ def test_the_monitor_killed_restarts_the_cluster(quiet_stack, alice):
 
 def test_the_pusher_killed_restarts_the_cluster(quiet_stack, alice):
     worker = quiet_stack.processes["worker"]
-    before = len(restarts(worker))
+    before = len(restarts(worker, "jobs"))
     cluster = cluster_processes(worker)
 
     _kill(cluster["pusher"][0])
@@ -82,20 +104,23 @@ def test_the_pusher_killed_restarts_the_cluster(quiet_stack, alice):
 def test_every_child_killed_at_once_again_and_again(quiet_stack, alice):
     worker = quiet_stack.processes["worker"]
     for round_ in range(ROUNDS):
-        before = len(restarts(worker))
-        cluster = cluster_processes(worker)
+        before = {queue: len(restarts(worker, queue)) for queue in ("jobs", "webhooks")}
+        clusters = [cluster_processes(worker, queue) for queue in ("jobs", "webhooks")]
 
-        _kill(*cluster["worker"], *cluster["monitor"], *cluster["pusher"])
+        _kill(*[pid for c in clusters for pid in (*c["worker"], *c["monitor"], *c["pusher"])])
 
-        assert wait_for_restart(worker, before)["reason"] == "child_died"
+        for queue in ("jobs", "webhooks"):
+            assert wait_for_restart(worker, before[queue], queue)["reason"] == "child_died"
         _a_job_completes(quiet_stack, alice, f"round {round_}".encode())
-    # Nothing of the killed clusters is left behind: one sentinel and its children.
-    assert len(cluster_processes(worker)["worker"]) == 2
+    # Nothing of the killed clusters is left behind: a sentinel per queue and its children.
+    assert len(children(worker.pid)) == 2
+    for queue in ("jobs", "webhooks"):
+        assert len(cluster_processes(worker, queue)["worker"]) == 2
 
 
 def test_the_sentinel_killed_restarts_the_cluster_and_its_orphans_go(quiet_stack, alice):
     worker = quiet_stack.processes["worker"]
-    before = len(restarts(worker))
+    before = len(restarts(worker, "jobs"))
     cluster = cluster_processes(worker)
     orphans = [*cluster["worker"], *cluster["monitor"], *cluster["pusher"]]
 
@@ -113,7 +138,7 @@ def test_the_sentinel_killed_restarts_the_cluster_and_its_orphans_go(quiet_stack
 def test_a_busy_worker_killed_is_reincarnated_in_place(quiet_stack, alice):
     stack = quiet_stack
     worker = stack.processes["worker"]
-    before = len(restarts(worker))
+    before = len(restarts(worker, "jobs"))
     sentinel = cluster_processes(worker)["sentinel"]
     stack.faults("blob", delay=2.0, methods=["PUT"])
     job_id = submit(stack, alice, b"killed while busy")["id"]
@@ -128,5 +153,5 @@ def test_a_busy_worker_killed_is_reincarnated_in_place(quiet_stack, alice):
         reconcile(stuck_after=timedelta(0))
     wait_for_status(stack, alice, job_id, {"EXECUTION_COMPLETED"}, timeout=60)
     _a_job_completes(stack, alice)
-    assert len(restarts(worker)) == before  # the other worker's task was not killed with it
+    assert len(restarts(worker, "jobs")) == before  # the other worker's task was not killed with it
     assert cluster_processes(worker)["sentinel"] == sentinel

@@ -5,17 +5,27 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 
 from frontservice import broker as broker_module
-from frontservice.broker import ForkSafeMongo, acknowledge_in_worker
+from frontservice.broker import (
+    JOBS,
+    QUEUES,
+    WEBHOOKS,
+    ForkSafeMongo,
+    acknowledge_in_worker,
+    process_broker,
+    queue_key,
+    serve_queue,
+)
 
 
 @pytest.fixture
 def broker(monkeypatch):
     # A queue of its own (no worker takes from it), on the same MongoDB.
     queue = ForkSafeMongo(list_key=f"broker-test-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setattr(broker_module, "process_broker", lambda: queue)
+    monkeypatch.setattr(broker_module, "process_broker", lambda name="jobs": queue)
     yield queue
     queue.delete_queue()
 
@@ -76,3 +86,46 @@ def test_a_failed_acknowledgement_leaves_it_to_the_monitor(broker, monkeypatch, 
     acknowledge_in_worker(sender="django_q", task={"ack_id": "x", "success": True})
 
     assert "acknowledgement in the worker failed" in caplog.text
+
+
+# --- the queues
+
+
+def test_each_queue_has_a_broker_key_of_its_own_named_after_the_cluster():
+    assert queue_key(JOBS) == Conf.CLUSTER_NAME  # the one queue's name before there were two
+    assert queue_key(WEBHOOKS) == f"{Conf.CLUSTER_NAME}-webhooks"
+    with pytest.raises(ValueError, match="unknown queue"):
+        queue_key("other")
+
+
+def test_with_mongodb_a_queue_is_a_collection_and_with_redis_a_list_of_its_own():
+    mongo = {queue: ForkSafeMongo(list_key=queue_key(queue)) for queue in QUEUES}
+    redis = {queue: Redis(list_key=queue_key(queue)) for queue in QUEUES}  # no I/O yet
+
+    assert mongo[WEBHOOKS].collection.name == f"{Conf.CLUSTER_NAME}-webhooks"
+    assert mongo[JOBS].collection.name == Conf.CLUSTER_NAME
+    assert redis[WEBHOOKS].list_key == f"django_q:{Conf.CLUSTER_NAME}-webhooks:q"
+    assert redis[JOBS].list_key == f"django_q:{Conf.CLUSTER_NAME}:q"
+
+
+def test_this_process_has_one_broker_per_queue():
+    assert process_broker(WEBHOOKS) is process_broker(WEBHOOKS)
+    assert process_broker(JOBS) is process_broker()
+    assert process_broker(WEBHOOKS).list_key != process_broker(JOBS).list_key
+    assert "-webhooks" in process_broker(WEBHOOKS).list_key
+
+
+def test_a_worker_of_the_webhooks_cluster_acknowledges_on_the_webhooks_queue(monkeypatch):
+    queues = {q: ForkSafeMongo(list_key=f"broker-test-{q}-{uuid.uuid4().hex[:8]}") for q in QUEUES}
+    monkeypatch.setattr(broker_module, "process_broker", lambda name=JOBS: queues[name])
+    monkeypatch.setattr(broker_module, "_served_queue", JOBS)  # restored after the test
+    delivery = queues[WEBHOOKS].enqueue("delivery")
+    try:
+        serve_queue(WEBHOOKS)  # as the webhooks cluster's sentinel does, for its workers
+
+        acknowledge_in_worker(sender="django_q", task={"ack_id": delivery, "success": True})
+
+        assert queues[WEBHOOKS].collection.count_documents({}) == 0
+    finally:
+        for queue in queues.values():
+            queue.delete_queue()

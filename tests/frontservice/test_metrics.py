@@ -73,14 +73,15 @@ def test_counters_move_when_a_job_goes_through(api, alice):
     assert not any(UUID.search(route) for route in routes)
 
 
-def test_queue_gauges_are_computed_at_scrape_time(api, settings):
+def test_queue_gauges_are_computed_at_scrape_time_for_each_queue(api, settings):
     samples = _scrape(api)
 
-    assert _value(samples, "frontservice_queue_up") == 1
-    assert _value(samples, "frontservice_queue_depth") >= 0
-    if not settings.REDIS_URL:
-        assert ("frontservice_queue_oldest_task_age_seconds", ()) in samples
-        assert ("frontservice_queue_in_flight", ()) in samples
+    for queue in ("jobs", "webhooks"):
+        assert _value(samples, "frontservice_queue_up", queue=queue) == 1
+        assert ("frontservice_queue_depth", (("queue", queue),)) in samples
+        if not settings.REDIS_URL:
+            assert ("frontservice_queue_oldest_task_age_seconds", (("queue", queue),)) in samples
+            assert ("frontservice_queue_in_flight", (("queue", queue),)) in samples
 
 
 def test_metrics_token_is_required_when_set(api, settings):

@@ -2,17 +2,20 @@
 dispatchers run; jobs not yet due, or waiting on an open circuit, stay as they are; jobs past the
 retry horizon are let through so their task ends them in the error state."""
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from frontservice.broker import process_broker
-from jobs.models import Job
-from orchestration.dispatch import jobs_dispatch_due
+from frontservice.broker import JOBS, WEBHOOKS, process_broker
+from jobs.models import Job, WebhookStatus
+from orchestration.dispatch import dispatch_pass, jobs_dispatch_due
 from orchestration.models import CircuitBreaker
-from tests.support.inprocess import run_tasks
+from tests.support.inprocess import clear_tasks, run_tasks
 from tests.support.worker import a_job, requests_for
+
+WEBHOOKS_DISPATCHER = "webhooks.dispatch.webhooks_dispatch_due"
 
 
 def _waiting(owner, *, due_in: float, status: str = "STORED", **fields) -> Job:
@@ -38,7 +41,31 @@ def test_a_due_job_is_enqueued_once_by_two_dispatchers(services, alice):
     assert str(job.id) in first and str(job.id) not in second
     job.refresh_from_db()
     assert job.next_attempt_at is None and job.status == "STORED"
+    # On the jobs' queue, which no webhook delivery shares.
+    assert [process_broker(queue).queue_size() for queue in (JOBS, WEBHOOKS)] == [1, 0]
     assert run_tasks().count(f"orchestrate-{job.id}") == 1
+
+
+def test_a_due_webhook_is_enqueued_once_on_the_webhooks_queue(services, alice):
+    job = a_job(
+        alice,
+        "EXECUTION_COMPLETED",
+        callback_url="http://127.0.0.1:9/hooks",
+        webhook_status=WebhookStatus.PENDING,
+        webhook_delivery_id=uuid.uuid4(),
+        webhook_next_attempt_at=timezone.now() - timedelta(seconds=1),
+    )
+
+    queued = process_broker(WEBHOOKS).queue_size()
+
+    first = dispatch_pass()[WEBHOOKS_DISPATCHER]
+    second = dispatch_pass()[WEBHOOKS_DISPATCHER]
+
+    assert str(job.id) in first and str(job.id) not in second
+    assert Job.objects.get(pk=job.pk).webhook_next_attempt_at is None
+    assert process_broker(WEBHOOKS).queue_size() == queued + len(first + second)
+    clear_tasks()
+    Job.objects.filter(pk=job.pk).delete()  # made up: its delivery is not this test's concern
 
 
 def test_a_job_not_yet_due_stays_waiting(services, alice):

@@ -39,11 +39,26 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cluster_processes(worker, workers: int = 2, timeout: float = 30) -> dict:
-    """The running cluster below the `manage.py worker` process the test started, by PID.
+SENTINEL = re.compile(r"starting: queue (\w+), sentinel pid (\d+)\.")
 
-    The sentinel is that process's one child; its children are the workers, the monitor and
-    the pusher, told apart by the line each logs with its PID. Waits until all are there.
+
+def sentinel_pid(worker, queue: str = "jobs") -> int | None:
+    """The PID of the queue's running sentinel: the last one the command logged starting for
+    that queue, while it is still the command's child."""
+    started = [
+        int(pid) for name, pid in SENTINEL.findall(worker.log_path.read_text()) if name == queue
+    ]
+    if started and started[-1] in children(worker.pid):
+        return started[-1]
+    return None
+
+
+def cluster_processes(worker, queue: str = "jobs", workers: int = 2, timeout: float = 30) -> dict:
+    """The queue's running cluster below the `manage.py worker` process the test started, by PID.
+
+    The sentinel is the child of that process the command logged for the queue; its children
+    are the workers, the monitor and the pusher, told apart by the line each logs with its PID.
+    Waits until all are there.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -51,10 +66,10 @@ def cluster_processes(worker, workers: int = 2, timeout: float = 30) -> dict:
         roles = {int(pid): "worker" for _, pid in READY.findall(text)}
         roles |= {int(pid): "pusher" for _, pid in PUSHER.findall(text)}
         roles |= {int(pid): "monitor" for _, pid in MONITOR.findall(text)}
-        sentinels = children(worker.pid)
-        if len(sentinels) == 1:
-            below = children(sentinels[0])
-            found = {"sentinel": sentinels[0], "worker": [], "monitor": [], "pusher": []}
+        sentinel = sentinel_pid(worker, queue)
+        if sentinel is not None:
+            below = children(sentinel)
+            found = {"sentinel": sentinel, "worker": [], "monitor": [], "pusher": []}
             for pid in below:
                 if pid in roles:
                     found[roles[pid]].append(pid)
@@ -65,26 +80,38 @@ def cluster_processes(worker, workers: int = 2, timeout: float = 30) -> dict:
             ):
                 return found
         assert worker.alive, f"the worker exited\n{worker.log_tail()}"
-        assert time.monotonic() < deadline, f"no whole cluster within {timeout}s: {sentinels}"
+        assert time.monotonic() < deadline, f"no whole {queue} cluster within {timeout}s"
         time.sleep(0.1)
 
 
-def restarts(worker) -> list[dict]:
-    """The cluster restarts `manage.py worker` logged, as their JSON log lines."""
+def restarts(worker, queue: str | None = None) -> list[dict]:
+    """The cluster restarts `manage.py worker` logged (of one queue's cluster, or of all), as
+    their JSON log lines."""
     found = []
     for line in worker.log_path.read_text().splitlines():
         if RESTART in line and line.startswith("{"):
-            found.append(json.loads(line))
+            restart = json.loads(line)
+            if queue is None or restart.get("queue") == queue:
+                found.append(restart)
     return found
 
 
-def wait_for_restart(worker, after: int, timeout: float = 30) -> dict:
-    """The restart logged after the first `after` ones, once the new cluster is running."""
+def wait_for_restart(worker, after: int, queue: str = "jobs", timeout: float = 30) -> dict:
+    """The queue's cluster restart logged after its first `after` ones, once the new cluster
+    is running."""
     deadline = time.monotonic() + timeout
     while True:
         lines = worker.log_path.read_text().splitlines()
-        found = [n for n, line in enumerate(lines) if RESTART in line and line.startswith("{")]
-        if len(found) > after and any("running." in line for line in lines[found[after] :]):
+        found = [
+            n
+            for n, line in enumerate(lines)
+            if RESTART in line and line.startswith("{") and json.loads(line).get("queue") == queue
+        ]
+        if (
+            len(found) > after
+            and sentinel_pid(worker, queue) is not None
+            and any("running." in line for line in lines[found[after] :])
+        ):
             return json.loads(lines[found[after]])
         assert worker.alive, f"the worker exited\n{worker.log_tail()}"
         assert time.monotonic() < deadline, f"no restart within {timeout}s\n{worker.log_tail()}"

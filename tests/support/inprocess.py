@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 from django_q.signing import SignedPackage
 from rest_framework.test import APIClient
 
-from frontservice.broker import process_broker
+from frontservice.broker import QUEUES, process_broker
 from jobs.models import Job
 from orchestration.dispatch import dispatch_pass
 from orchestration.models import CircuitBreaker
@@ -33,21 +33,25 @@ MAX_TASKS = 500
 def run_tasks(*, max_tasks: int = MAX_TASKS) -> list[str]:
     """Run every task waiting on the broker, in this process, until none is left; their names.
 
-    Each task is acknowledged after it ran, as the worker does (frontservice.broker), so a task
-    that raised stays on the queue and is delivered again after Q_RETRY, like in a cluster.
+    Both queues are drained (the jobs', then the webhooks', until neither has a task), as the
+    clusters of `manage.py worker` would. Each task is acknowledged after it ran, as the worker
+    does (frontservice.broker), so a task that raised stays on the queue and is delivered again
+    after Q_RETRY, like in a cluster.
     """
-    broker = process_broker()
+    brokers = [process_broker(queue) for queue in QUEUES]
     ran: list[str] = []
-    while broker.queue_size():
-        for ack_id, payload in broker.dequeue() or []:
-            task = SignedPackage.loads(payload)
-            func = task["func"]
-            if isinstance(func, str):
-                func = import_string(func)
-            func(*task["args"], **task["kwargs"])
-            broker.acknowledge(ack_id)
-            ran.append(task["name"])
-            assert len(ran) <= max_tasks, f"more than {max_tasks} tasks: {ran[-5:]}"
+    while any(broker.queue_size() for broker in brokers):
+        for broker in brokers:
+            while broker.queue_size():
+                for ack_id, payload in broker.dequeue() or []:
+                    task = SignedPackage.loads(payload)
+                    func = task["func"]
+                    if isinstance(func, str):
+                        func = import_string(func)
+                    func(*task["args"], **task["kwargs"])
+                    broker.acknowledge(ack_id)
+                    ran.append(task["name"])
+                    assert len(ran) <= max_tasks, f"more than {max_tasks} tasks: {ran[-5:]}"
     return ran
 
 
@@ -72,7 +76,8 @@ def clear_circuits() -> None:
 
 def clear_tasks() -> None:
     """Forget every waiting task (an earlier test's leftovers), without running them."""
-    process_broker().purge_queue()
+    for queue in QUEUES:
+        process_broker(queue).purge_queue()
 
 
 @dataclass

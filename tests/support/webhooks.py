@@ -1,6 +1,7 @@
 """A webhook receiver on loopback for tests, and what tests check of what it got."""
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +58,42 @@ class Receiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class SilentReceiver:
+    """A receiver that accepts every connection and never answers: each delivery to it waits
+    out the sender's read timeout. Connections are held open until stop()."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def url(self, path: str = "/hooks/silent") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def accepted(self) -> int:
+        return len(self.held)
+
+    def start(self) -> "SilentReceiver":
+        self.thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed by stop()
+                return
+            self.held.append(connection)
+
+    def stop(self) -> None:
+        self.server.close()
+        for connection in self.held:
+            connection.close()
         self.thread.join(timeout=5)
 
 

@@ -7,7 +7,7 @@ read off the real broker by running it (run_tasks), to a real receiver on loopba
 
 import pytest
 
-from frontservice.broker import process_broker
+from frontservice.broker import JOBS, QUEUES, WEBHOOKS, process_broker
 from jobs.models import Job, WebhookStatus
 from jobs.services import job_settle, job_transition
 from tests.support.inprocess import run_tasks
@@ -31,7 +31,9 @@ def test_a_job_with_a_callback_becoming_final_enqueues_its_delivery(
     job = job_settle(job, to_status=final, reason=f"JobService reported {final}")
 
     assert job.webhook_status == WebhookStatus.PENDING
-    assert process_broker().queue_size() == 1
+    # On the webhooks' own queue, which the jobs' workers never take.
+    assert process_broker(WEBHOOKS).queue_size() == 1
+    assert process_broker(JOBS).queue_size() == 0
     assert run_tasks() == [f"webhook-{job.id}"]
     assert Job.objects.get(pk=job.pk).webhook_status == WebhookStatus.DELIVERED
     [received] = receiver.received
@@ -55,7 +57,7 @@ def test_a_change_to_a_status_that_is_not_final_enqueues_nothing(services, alice
     assert job_transition(job.id, from_status="CREATED", to_status="STORED", reason="stored")
 
     assert Job.objects.get(pk=job.pk).webhook_status == ""
-    assert process_broker().queue_size() == 0
+    assert [process_broker(queue).queue_size() for queue in QUEUES] == [0, 0]
     assert run_tasks() == []
     assert receiver.received == []
     Job.objects.filter(pk=job.pk).delete()  # made up: no worker will ever move it on
@@ -68,5 +70,5 @@ def test_a_final_change_of_a_job_without_a_callback_enqueues_nothing(services, a
 
     assert job.status == "EXECUTION_COMPLETED"
     assert job.webhook_status == ""
-    assert process_broker().queue_size() == 0
+    assert [process_broker(queue).queue_size() for queue in QUEUES] == [0, 0]
     assert run_tasks() == []

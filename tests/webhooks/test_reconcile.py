@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from frontservice.broker import JOBS, WEBHOOKS, process_broker
 from jobs.models import Job, WebhookStatus
 from tests.support.inprocess import run_tasks
 from tests.support.inprocess_webhooks import attempts_of, finish_and_deliver, submit_with_callback
@@ -45,6 +46,8 @@ def test_the_reconciler_sends_a_webhook_whose_task_was_lost(api, services, alice
     enqueued = webhooks_reconcile(
         webhook_after=timedelta(seconds=1), now=finished + timedelta(seconds=2)
     )
+    # On the webhooks' queue: a receiver's wait holds none of the jobs' workers.
+    assert [process_broker(queue).queue_size() for queue in (JOBS, WEBHOOKS)] == [0, 1]
     assert run_tasks() == [f"webhook-{first.id}"]
     job = wait_for_webhook(created["id"], timeout=0)
 

@@ -1,13 +1,19 @@
-"""`manage.py worker`: django-q2's qcluster, supervised, and a stop signal ends it in time.
+"""`manage.py worker`: django-q2's qcluster, one per queue, supervised, and a stop signal ends
+them in time.
+
+Two queues (frontservice.broker.QUEUES), each with a cluster of its own: the jobs' steps, and the
+webhook deliveries, which wait on receivers for up to their timeouts and so never hold a worker
+that a job's step needs. By default the command runs both; `--queue jobs` or `--queue webhooks`
+runs one, for hosts that scale them apart.
 
 django-q2 stops by letting every worker finish the task it holds, however long that takes. A
-deployment needs a bound: after Q_STOP_GRACE seconds the cluster's processes are killed. Their
+deployment needs a bound: after Q_STOP_GRACE seconds the clusters' processes are killed. Their
 tasks are not lost: the MongoDB broker delivers them again (after Q_RETRY), and with either
 broker the reconciler re-enqueues jobs left in CREATED/STORED.
 
-While it runs, the command watches its cluster and replaces it whole when a process died in a
-way that wedges it, or when it makes no progress (orchestration/supervisor.py says why and
-decides; SupervisedCluster below acts).
+While it runs, the command watches each cluster and replaces it whole, alone, when a process
+died in a way that wedges it, or when it makes no progress (orchestration/supervisor.py says
+why and decides; SupervisedCluster below acts).
 """
 
 import contextlib
@@ -27,6 +33,7 @@ from django.db import connections
 from django_q.cluster import Cluster, get_mp_context
 from django_q.signals import pre_execute
 
+from frontservice.broker import JOBS, QUEUES
 from frontservice.health import queue_stats
 from frontservice.metrics import serve_worker_metrics
 from orchestration.dispatch import dispatch_pass
@@ -38,16 +45,42 @@ from orchestration.supervisor import (
     SupervisedSentinel,
     restart_delay,
     restart_reason,
+    task_started,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class GracefulCluster(Cluster):
-    def __init__(self, *, grace: float):
-        super().__init__()
+class Supervisor:
+    """The command's clusters, one per queue: started, watched every second, and stopped
+    together on a signal, within Q_STOP_GRACE."""
+
+    def __init__(self, clusters: list["SupervisedCluster"], *, grace: float):
+        self.clusters = clusters
         self.grace = grace
         self._deadline: threading.Timer | None = None
+        # After the clusters: django-q2's Cluster() takes both signals for itself.
+        signal.signal(signal.SIGTERM, self.sig_handler)
+        signal.signal(signal.SIGINT, self.sig_handler)
+
+    @property
+    def stopping(self) -> bool:
+        return self._deadline is not None
+
+    def run(self) -> None:
+        for cluster in self.clusters:
+            if not self.stopping:
+                cluster.start()
+        while not self.stopping:
+            time.sleep(_TICK)
+            _reap_orphans(keep=self.sentinel_pids())
+            for cluster in self.clusters:
+                if self.stopping:
+                    break
+                cluster.tick(others=self.sentinel_pids(but=cluster))
+
+    def sentinel_pids(self, *, but: "SupervisedCluster | None" = None) -> set[int]:
+        return {c.sentinel.pid for c in self.clusters if c is not but and c.sentinel is not None}
 
     def sig_handler(self, signum, frame):
         if self._deadline is not None:
@@ -57,15 +90,22 @@ class GracefulCluster(Cluster):
             # supervisor sends its own SIGTERM: two signals, and the worker never exited).
             logger.info("stopping already; signal %s ignored", signum)
             return
-        self._deadline = threading.Timer(self.grace, self._kill_cluster)
+        self._deadline = threading.Timer(self.grace, self._kill_clusters)
         self._deadline.daemon = True
         self._deadline.start()
-        super().sig_handler(signum, frame)
+        logger.debug("got signal %s: stopping the clusters", signum)
+        # Every cluster told first, then waited for: they stop at the same time, in one grace.
+        for cluster in self.clusters:
+            if cluster.stop_event is not None and cluster.running:
+                cluster.stop_event.set()
+        for cluster in self.clusters:
+            if cluster.running:
+                cluster.stop()
 
-    def _kill_cluster(self) -> None:
+    def _kill_clusters(self) -> None:
         pids = _descendants(os.getpid())
         logger.error(
-            "cluster still stopping %ss after the signal: killing %d processes; their tasks "
+            "clusters still stopping %ss after the signal: killing %d processes; their tasks "
             "will be delivered again",
             self.grace,
             len(pids),
@@ -82,12 +122,12 @@ class GracefulCluster(Cluster):
         exit_timer.start()
 
 
-# Seconds stop() gets to return after the cluster's processes were killed.
+# Seconds stop() gets to return after the clusters' processes were killed.
 _EXIT_AFTER_KILL = 3.0
 
 
 def _exit_stuck() -> None:
-    logger.error("the cluster's processes are gone but its stop did not return: exiting")
+    logger.error("the clusters' processes are gone but their stop did not return: exiting")
     logging.shutdown()
     os._exit(1)
 
@@ -113,27 +153,34 @@ _QUICK_RESTART = 60.0
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-class SupervisedCluster(GracefulCluster):
-    """A GracefulCluster whose sentinel reports to this process, which restarts it when wedged."""
+class SupervisedCluster(Cluster):
+    """One queue's django-q2 cluster, whose sentinel reports to this process, which restarts
+    it alone when it wedges."""
 
-    def __init__(self, *, grace: float, stall_seconds: float, shared: Shared):
-        super().__init__(grace=grace)
+    def __init__(
+        self, *, queue: str, workers: int, schedules: bool, stall_seconds: float, shared: Shared
+    ):
+        super().__init__()
+        self.queue = queue
+        self.workers = workers
+        self.schedules = schedules
         self.stall_seconds = stall_seconds
         self.shared = shared
         self.started_at = 0.0
         self.restarts = 0
         self._quick_restarts = 0
+        self._start_after: float | None = None  # a restart waiting for its delay
         self._queue = QueueWatch()
         self._queue_checked = 0.0
 
     @property
-    def stopping(self) -> bool:
-        return self._deadline is not None
+    def running(self) -> bool:
+        return self.sentinel is not None and self.sentinel.is_alive()
 
     def start(self) -> int:
         # django-q2's Cluster.start, with SupervisedSentinel: the library names its Sentinel
         # class directly. It waits for the sentinel's start like the library does (polling: a
-        # signal may arrive meanwhile); a sentinel that dies is left to supervise().
+        # signal may arrive meanwhile); a sentinel that dies is left to tick().
         self.shared.reset()
         self.stop_event = Event()
         self.start_event = Event()
@@ -144,36 +191,46 @@ class SupervisedCluster(GracefulCluster):
                 self.stop_event,
                 self.start_event,
                 self.cluster_id,
-                self.broker,
                 self.timeout,
                 self.shared,
+                self.queue,
+                self.workers,
+                self.schedules,
             ),
         )
         with _fork_lock:  # never while the dispatcher's thread holds a lock
             self.sentinel.start()
         self.started_at = time.monotonic()
-        logger.info("Q Cluster %s starting.", self.name)
+        self._start_after = None
+        self._queue = QueueWatch()
+        logger.info(
+            "Q Cluster %s starting: queue %s, sentinel pid %d.",
+            self.name,
+            self.queue,
+            self.sentinel.pid,
+        )
         while self.start_event and not self.start_event.is_set() and self.sentinel.is_alive():
             time.sleep(0.1)
         return self.pid
 
-    def supervise(self) -> None:
-        """Watch the cluster until a stop signal; restart it whole when restart_reason says."""
-        while not self.stopping:
-            time.sleep(_TICK)
-            if self.stopping:
-                break
-            _reap_orphans(keep=self.sentinel.pid)
-            decision = restart_reason(self._observe(), stall_seconds=self.stall_seconds)
-            if decision is not None:
-                self.restart(decision)
+    def tick(self, *, others: set[int]) -> None:
+        """One look: start a restart whose delay is over, or restart when restart_reason says.
+        `others`: the sentinels of the command's other clusters, which a restart spares."""
+        if self._start_after is not None:
+            if time.monotonic() >= self._start_after:
+                self.cluster_id = uuid.uuid4()
+                self.start()
+            return
+        decision = restart_reason(self._observe(), stall_seconds=self.stall_seconds)
+        if decision is not None:
+            self.restart(decision, others=others)
 
     def _observe(self) -> Observation:
         now = time.monotonic()
         if now - self._queue_checked >= _QUEUE_EVERY:
             self._queue_checked = now
             try:
-                stats = queue_stats()
+                stats = queue_stats(self.queue)
             except Exception as exc:  # no verdict from the queue while the broker is away
                 logger.warning("supervision: broker unavailable: %s", type(exc).__name__)
                 stats = None
@@ -189,8 +246,9 @@ class SupervisedCluster(GracefulCluster):
             waiting_since=self._queue.waiting_since,
         )
 
-    def restart(self, decision: Restart) -> None:
-        """Kill what is left of the cluster by PID and start a fresh one (new queues, new locks).
+    def restart(self, decision: Restart, *, others: set[int]) -> None:
+        """Kill what is left of this cluster by PID; a fresh one (new queues, new locks) starts
+        after restart_delay, on a later tick, so the other clusters are watched meanwhile.
 
         Tasks in flight are delivered again (MongoDB broker, after Q_RETRY) or re-enqueued by
         the reconciler (Redis), as after any killed cluster.
@@ -200,10 +258,12 @@ class SupervisedCluster(GracefulCluster):
         delay = restart_delay(self._quick_restarts, cap=self.stall_seconds)
         self.restarts += 1
         logger.error(
-            "restarting the cluster: %s",
+            "restarting the %s cluster: %s",
+            self.queue,
             decision.detail,
             extra={
                 "event": "worker_cluster_restart",
+                "queue": self.queue,
                 "reason": decision.reason,
                 "detail": decision.detail,
                 "cluster": self.name,
@@ -212,35 +272,42 @@ class SupervisedCluster(GracefulCluster):
                 "start_delay_s": delay,
             },
         )
-        self._kill_cluster_now()
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and not self.stopping:
-            time.sleep(0.1)
-        if self.stopping:  # a stop signal came meanwhile: nothing to start
-            return
-        self.cluster_id = uuid.uuid4()
-        self.start()
+        self._kill_now(others=others)
+        self._start_after = time.monotonic() + delay
 
-    def _kill_cluster_now(self) -> None:
-        # Stopped first, so the sentinel reincarnates nothing while its tree is listed; then every
-        # process below this one (orphans of a dead sentinel are ours too: subreaper).
+    def _kill_now(self, *, others: set[int]) -> None:
+        # Stopped first, so the sentinel reincarnates nothing while its tree is listed; then its
+        # processes, and the orphans of a sentinel that died (re-parented to this process, the
+        # subreaper: any child of it that is no other cluster's sentinel).
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.sentinel.pid, signal.SIGSTOP)
-        for pid in reversed(_descendants(os.getpid())):
+        for pid in reversed(cluster_pids(os.getpid(), spare=others)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.sentinel.join(timeout=10)
-        _reap_orphans(keep=None)
+        _reap_orphans(keep=others)
 
 
-def _reap_orphans(*, keep: int | None) -> None:
+def cluster_pids(command: int, *, spare: set[int]) -> list[int]:
+    """The processes of the command's cluster being restarted, parents first: every process
+    below the command except the sentinels in `spare` (the other clusters') and their trees."""
+    found: list[int] = []
+    queue = [child for child in _children(command) if child not in spare]
+    while queue:
+        pid = queue.pop(0)
+        found.append(pid)
+        queue += _children(pid)
+    return found
+
+
+def _reap_orphans(*, keep: set[int]) -> None:
     """Collect the exit status of this process's children that multiprocessing does not own.
 
     As a subreaper, this process inherits the processes of a sentinel that died; once dead
-    they would stay zombies. The current sentinel (`keep`) is multiprocessing's to wait for.
+    they would stay zombies. The current sentinels (`keep`) are multiprocessing's to wait for.
     """
     for pid in _children(os.getpid()):
-        if pid == keep:
+        if pid in keep:
             continue
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
@@ -267,24 +334,40 @@ def _become_subreaper() -> None:
 
 class Command(BaseCommand):
     help = (
-        "Run a django-q2 cluster, restarted whole when it wedges, that stops within "
-        "Q_STOP_GRACE seconds of SIGTERM/SIGINT."
+        "Run a django-q2 cluster per queue (jobs, webhooks), each restarted whole when it "
+        "wedges, that stop within Q_STOP_GRACE seconds of SIGTERM/SIGINT."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--queue",
+            action="append",
+            choices=QUEUES,
+            help="Run this queue's cluster only (repeatable; default: every queue).",
+        )
+
     def handle(self, *args, **options):
+        queues = [queue for queue in QUEUES if queue in (options["queue"] or QUEUES)]
         serve_worker_metrics()  # only with WORKER_METRICS_PORT (a worker host of its own)
         _become_subreaper()
-        shared = Shared()
-        # Connected before the cluster forks, so every worker stamps the tasks it starts.
-        pre_execute.connect(shared.task_started, weak=False, dispatch_uid="worker-supervision")
-        cluster = SupervisedCluster(
-            grace=settings.Q_STOP_GRACE,
-            stall_seconds=settings.WORKER_STALL_SECONDS,
-            shared=shared,
-        )
+        # Connected before the clusters fork, so every worker stamps the tasks it starts (in its
+        # own cluster's shared memory).
+        pre_execute.connect(task_started, weak=False, dispatch_uid="worker-supervision")
+        clusters = [
+            SupervisedCluster(
+                queue=queue,
+                workers=settings.Q_CLUSTER["workers"],
+                # The schedules (the reconcilers) run where the jobs' cluster runs.
+                schedules=queue == JOBS,
+                stall_seconds=settings.WORKER_STALL_SECONDS,
+                shared=Shared(),
+            )
+            for queue in queues
+        ]
+        supervisor = Supervisor(clusters, grace=settings.Q_STOP_GRACE)
+        logger.info("supervising the clusters of the queues: %s", ", ".join(queues))
         start_dispatcher()
-        cluster.start()
-        cluster.supervise()
+        supervisor.run()
 
 
 # Held by the dispatcher during a pass and by every fork of a sentinel (the first one and each
