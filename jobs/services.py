@@ -211,7 +211,9 @@ def _record_change(
 
     Returns the job's owner as it was matched (for the log line), or None when nothing matched.
     """
-    now = timezone.now()
+    # To the millisecond, as the job's own times are stored: the history's times (submitted_at
+    # and finished_at are read from it) match updated_at to the digit.
+    now = _as_stored(timezone.now())
     entry = {
         "at": now.isoformat(),
         "from": match["status"],
@@ -268,7 +270,7 @@ def error_detail(*, service: str, message: str, status_code: int | None = None) 
         "service": service,
         "message": message[:500],
         "status_code": status_code,
-        "at": timezone.now().isoformat(),
+        "at": _as_stored(timezone.now()).isoformat(),
     }
 
 

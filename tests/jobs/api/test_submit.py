@@ -123,3 +123,16 @@ def test_its_times_are_the_ones_every_later_answer_shows(api, alice):
         later["created_at"],
         later["updated_at"],
     )
+
+
+def test_the_times_read_from_its_history_are_to_the_millisecond_like_its_own(api, alice):
+    created = submit(api, alice, b"what time was it submitted")
+
+    final = wait_for_status(api, alice, created["id"], {"EXECUTION_COMPLETED"})
+
+    # submitted_at and finished_at come from the history; updated_at from the job itself.
+    assert final["finished_at"] == final["updated_at"]
+    times = [final[name] for name in ("created_at", "submitted_at", "finished_at", "updated_at")]
+    assert all(at.endswith("Z") and len(at) == len("2026-01-01T00:00:00.000000Z") for at in times)
+    assert all(at[-4:-1] == "000" for at in times), times
+    assert final == api.status_of(alice, created["id"]).json()
