@@ -250,8 +250,16 @@ def _verification_key(header: dict):
         )
         return cache.key(kid)
     if settings.JWT_ALGORITHM.startswith("HS"):
-        return settings.JWT_SIGNING_KEY
-    return settings.JWT_VERIFYING_KEY
+        return _prepared_key(settings.JWT_ALGORITHM, settings.JWT_SIGNING_KEY)
+    return _prepared_key(settings.JWT_ALGORITHM, settings.JWT_VERIFYING_KEY)
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared_key(algorithm: str, key: str):
+    """The configured key as PyJWT verifies with it (bytes, or a public key object), made once:
+    PyJWT would otherwise parse a PEM public key on every request. Keyed by the settings'
+    values, so tests that change them get their own."""
+    return jwt.get_algorithm_by_name(algorithm).prepare_key(key)
 
 
 def verify_token(token: str) -> Principal:
