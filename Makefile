@@ -15,7 +15,7 @@ export JOBSERVICE_URL  ?= http://127.0.0.1:$(JOB_PORT)
 export MONGODB_URI     ?= mongodb://127.0.0.1:$(MONGO_PORT)/?directConnection=true
 
 .PHONY: install run test test-inprocess test-e2e test-e2e-redis lint lint-imports format \
-        coverage migrate mongo blobservice jobservice worker api token manage bench clean
+        coverage migrate mongo blobservice jobservice worker api token manage bench bench-api clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -103,6 +103,11 @@ token: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/e2e.py
+
+## Requests per second and p50/p99 of the API's hot requests beside their floors (needs wrk).
+bench-api: $(STAMP)
+	@command -v wrk >/dev/null || { echo "make bench-api needs wrk: apt-get install -y wrk" >&2; exit 2; }
+	$(PY) bench/api.py
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -3,13 +3,19 @@
 - compare-and-set with a history entry in one update (`compare_and_set`): `$push` and the
   document as it was before, in a single atomic find_one_and_update;
 - appending to an array without reading it first (`push`): a webhook attempt;
-- a query that names its index (`find_ids`): the listing walks the owner index in order;
+- a query that names its index (`find`): the listing walks the owner index in order;
 - `distinct` on an index;
-- counters in a collection the ORM has no model for (`counter_increment`: the rate limits).
+- counters in a collection the ORM has no model for (`counter_increment`: the rate limits);
+- the reads of the API's hottest requests (`find_one`, `find`, `count`): compiling an ORM
+  query costs more Python time than the rest of such a request (a status of a final job is one
+  read by primary key); these send the query they would compile, and `load` makes the model
+  instance the ORM would make of a document, with the ORM's own converters.
 
 Everything else goes through the ORM. Field names and values are translated the way the ORM
 does it (`column`, `to_db`), so these documents are the ORM's documents.
 """
+
+import functools
 
 from django.db import connection
 from django.db.models import Model
@@ -77,14 +83,53 @@ def push(model: type[Model], pk, *, field: str, entry: dict, changes: dict) -> N
     )
 
 
-def find_ids(model: type[Model], query: dict, *, sort: list, hint: str, limit: int) -> list:
-    """The primary keys of the documents matching `query`, in `sort` order, read along the
-    index `hint` (so the server walks it instead of choosing a plan), at most `limit`."""
-    pk = model._meta.pk
-    found = (
-        collection(model).find(query, projection={pk.column: 1}).sort(sort).hint(hint).limit(limit)
-    )
-    return [pk.to_python(document[pk.column]) for document in found]
+def find_one(model: type[Model], query: dict) -> Model | None:
+    """The document matching `query` (columns and stored values) as a model instance, or None."""
+    # An aggregate, as the ORM sends its reads: django-mongodb-backend's query log (DEBUG,
+    # CaptureQueriesContext) records aggregate calls and not find_one.
+    found = list(collection(model).aggregate([{"$match": query}, {"$limit": 1}]))
+    return load(model, found[0]) if found else None
+
+
+def find(model: type[Model], query: dict, *, sort: list, hint: str, limit: int) -> list[Model]:
+    """The documents matching `query` as model instances, in `sort` order, read along the
+    index `hint`, at most `limit`."""
+    found = collection(model).find(query).sort(sort).hint(hint).limit(limit)
+    return [load(model, document) for document in found]
+
+
+def count(model: type[Model], query: dict, *, limit: int) -> int:
+    """How many documents match `query`, counting no further than `limit`."""
+    return collection(model).count_documents(query, limit=limit)
+
+
+def load(model: type[Model], document: dict) -> Model:
+    """The model instance the ORM makes of `document`: each field's column, through the
+    converters the ORM's compiler applies (a missing column reads as None, as there)."""
+    attnames, loaders = _loaders(model)
+    values = []
+    for column_name, expression, converters in loaders:
+        value = document.get(column_name)
+        for converter in converters:
+            value = converter(value, expression, connection)
+        values.append(value)
+    return model.from_db(connection.alias, attnames, values)
+
+
+@functools.cache
+def _loaders(model: type[Model]) -> tuple[list[str], list[tuple]]:
+    # What the compiler works out for every query (SQLCompiler.get_converters), once per model.
+    # The converters read settings only (USE_TZ, the time zone), never the connection's state,
+    # so the first thread's are every thread's.
+    fields = model._meta.concrete_fields
+    loaders = []
+    for field in fields:
+        expression = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(
+            connection
+        )
+        loaders.append((field.column, expression, converters))
+    return [field.attname for field in fields], loaders
 
 
 def distinct(model: type[Model], name: str) -> list:

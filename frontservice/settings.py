@@ -174,6 +174,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's negotiation, answered at once for the Accept headers nearly every client sends.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jobs.api.negotiation.JSONFirstNegotiation",
     # Only the upload view parses bodies, and it streams them itself.
     "DEFAULT_PARSER_CLASSES": [],
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",

@@ -1,10 +1,14 @@
-"""Reading jobs: the owner's listing page, and the selections of the operator commands.
+"""Reading jobs: the API's reads (one job of its owner, the listing page, the owner's active
+jobs), and the selections of the operator commands.
 
-The listing's page is read with PyMongo, not the ORM, for two reasons: the query must name its
-index (`hint`), so that it walks the owner's (tenant_id, sub, created_at, _id) entries from the
-cursor on in order, reading about one page of them, whatever other owners hold; and
-django-mongodb-backend puts an `$addFields` between its `$match` and `$sort`, which keeps
-MongoDB from taking the order from the index. The ids found are then loaded through the ORM.
+The API's reads are sent with PyMongo (frontservice/mongo.py), not compiled by the ORM: they run
+on every request, and compiling the ORM query took more Python time than the rest of a status
+request; the documents become Job instances through the ORM's own converters (`mongo.load`).
+The listing's page has two more reasons: the query must name its index (`hint`), so that it
+walks the owner's (tenant_id, sub, created_at, _id) entries from the cursor on in order, reading
+about one page of them, whatever other owners hold; and django-mongodb-backend puts an
+`$addFields` between its `$match` and `$sort`, which keeps MongoDB from taking the order from
+the index.
 """
 
 import uuid
@@ -15,9 +19,30 @@ from django.utils import timezone
 
 from frontservice import mongo
 from jobs.models import Job
+from jobs.states import FINAL, Status
 
 # The index the page query walks (jobs migration 0006).
 LISTING_INDEX = "job_owner_created_id"
+# Still on their way through FrontService or JobService.
+ACTIVE = [status.value for status in Status if status not in FINAL]
+
+
+def job_of_owner(*, tenant_id: str, sub: str, job_id: uuid.UUID) -> Job | None:
+    """The job `job_id` if it is this owner's; None for another owner's job, as for none."""
+    return mongo.find_one(
+        Job, _owner(tenant_id, sub) | {Job._meta.pk.column: mongo.to_db(Job, "pk", job_id)}
+    )
+
+
+def jobs_active_count(*, tenant_id: str, sub: str, limit: int) -> int:
+    """How many of the owner's jobs are not final yet, counting no further than `limit`
+    (the owner's (tenant_id, sub, status) index narrows it to them)."""
+    query = _owner(tenant_id, sub) | {mongo.column(Job, "status"): {"$in": ACTIVE}}
+    return mongo.count(Job, query, limit=limit)
+
+
+def _owner(tenant_id: str, sub: str) -> dict:
+    return {mongo.column(Job, "tenant_id"): tenant_id, mongo.column(Job, "sub"): sub}
 
 
 def job_page(
@@ -34,7 +59,7 @@ def job_page(
     position `after`; and whether more follow."""
     created_at, pk = mongo.column(Job, "created_at"), Job._meta.pk.column
     # The owner first, as in JobViewSet.get_queryset: nothing of another owner is ever read.
-    match: dict = {mongo.column(Job, "tenant_id"): tenant_id, mongo.column(Job, "sub"): sub}
+    match: dict = _owner(tenant_id, sub)
     bounds: dict = {}
     if created_after is not None:
         bounds["$gt"] = mongo.to_db(Job, "created_at", created_after)
@@ -50,16 +75,14 @@ def job_page(
         match[created_at] = bounds
     if statuses:
         match[mongo.column(Job, "status")] = {"$in": list(statuses)}
-    ids = mongo.find_ids(
+    jobs = mongo.find(
         Job,
         match,
         sort=[(created_at, -1), (pk, -1)],
         hint=LISTING_INDEX,
         limit=limit + 1,  # one more than the page: is there a next page?
     )
-    by_id = Job.objects.filter(tenant_id=tenant_id, sub=sub).in_bulk(ids[:limit])
-    jobs = [by_id[job_id] for job_id in ids[:limit] if job_id in by_id]
-    return jobs, bool(len(ids) > limit and jobs)
+    return jobs[:limit], len(jobs) > limit
 
 
 def select_jobs(

@@ -1,8 +1,9 @@
+import functools
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import requests
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -54,7 +55,14 @@ class JobLinksSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """The job document returned by every endpoint."""
+    """The job document returned by every endpoint.
+
+    The fields below describe the document (the OpenAPI schema is generated from them); the
+    document itself is built by `job_document`, a plain function. DRF's ModelSerializer builds
+    its fields anew for every instance and converts each value through a Field object, which
+    made this document the largest single cost of a status request; the test
+    tests/jobs/test_serializers.py checks that both give the same document.
+    """
 
     submitted_at = serializers.SerializerMethodField()
     finished_at = serializers.SerializerMethodField()
@@ -97,6 +105,19 @@ class JobSerializer(serializers.ModelSerializer):
             "content_type": {"help_text": "The input's media type, also the output's."},
         }
 
+    def to_representation(self, job: Job) -> dict:
+        return job_document(job, base_url=self._base_url(job))
+
+    def _base_url(self, job: Job) -> str:
+        request = self.context.get("request")
+        if request is None:
+            # Outside a request (a webhook's document): the host the job was submitted to.
+            return job.base_url
+        # One serializer makes every document of a listing: the request's base once.
+        if getattr(self, "_request_base", None) is None:
+            self._request_base = request.build_absolute_uri("/").removesuffix("/")
+        return self._request_base
+
     @extend_schema_field(
         serializers.DateTimeField(
             allow_null=True, help_text="When the job reached `SUBMITTED` (JobService took it)."
@@ -111,9 +132,7 @@ class JobSerializer(serializers.ModelSerializer):
         )
     )
     def get_finished_at(self, job: Job) -> str | None:
-        if not job.is_final:
-            return None
-        return _iso(_current_run(job).get(job.status))
+        return _iso(_finished_at(job, _current_run(job)))
 
     @extend_schema_field(
         serializers.URLField(
@@ -127,36 +146,84 @@ class JobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
-        if job.status not in ERROR or not job.error:
-            return None
-        error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
-        error["message"] = _public_message(error)
-        return {"code": ERROR_CODES.get(job.status, "failed"), **error}
+        return _error(job)
 
     @extend_schema_field(LastErrorSerializer(allow_null=True))
     def get_last_error(self, job: Job) -> dict | None:
-        if job.status in ERROR or not job.error or job.next_attempt_at is None:
-            return None
-        error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
-        error["message"] = _public_message(error)
-        return error
+        return _last_error(job)
 
     @extend_schema_field(JobLinksSerializer)
     def get_links(self, job: Job) -> dict:
-        request = self.context.get("request")
+        return _links(job, base_url=self._base_url(job))
 
-        def url(name: str) -> str:
-            path = reverse(name, kwargs={"job_id": job.id})
-            if request:
-                return request.build_absolute_uri(path)
-            # Outside a request (a webhook's document): the host the job was submitted to.
-            return f"{job.base_url}{path}"
 
-        return {
-            "status": url("job-status"),
-            "output": url("job-output"),
-            "cancel": url("job-cancel"),
-        }
+def job_document(job: Job, *, base_url: str) -> dict:
+    """The job document (JobSerializer's fields say what each key means); links under
+    `base_url`, the scheme and host the request came to ("https://api.example.com")."""
+    run = _current_run(job)
+    return {
+        "id": str(job.id),
+        "status": str(job.status),
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "submitted_at": _iso(run.get(Status.SUBMITTED)),
+        "finished_at": _iso(_finished_at(job, run)),
+        "attempts": job.attempts,
+        "next_attempt_at": _iso(job.next_attempt_at),
+        "last_error": _last_error(job),
+        "input_size": job.input_size,
+        "content_type": job.content_type,
+        "callback_url": job.callback_url or None,
+        "error": _error(job),
+        "links": _links(job, base_url=base_url),
+    }
+
+
+def _finished_at(job: Job, run: dict[str, datetime]) -> datetime | None:
+    return run.get(job.status) if job.is_final else None
+
+
+def _error(job: Job) -> dict | None:
+    if job.status not in ERROR or not job.error:
+        return None
+    error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
+    error["message"] = _public_message(error)
+    return {"code": ERROR_CODES.get(job.status, "failed"), **error}
+
+
+def _last_error(job: Job) -> dict | None:
+    if job.status in ERROR or not job.error or job.next_attempt_at is None:
+        return None
+    error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
+    error["message"] = _public_message(error)
+    return error
+
+
+def _links(job: Job, *, base_url: str) -> dict:
+    job_id = str(job.id)
+    return {
+        name: f"{base_url}{before}{job_id}{after}"
+        for name, (before, after) in _link_paths(get_script_prefix()).items()
+    }
+
+
+# A job id that cannot occur in a URL pattern's own text: where reverse() puts the id.
+_ID_MARK = "JOB-ID-MARK"
+
+
+@functools.lru_cache(maxsize=16)
+def _link_paths(script_prefix: str) -> dict[str, tuple[str, str]]:
+    """Each link's path around the job id, reversed once per script prefix (reverse() walks
+    the URL patterns on every call; the paths of three links per job add up in a listing)."""
+    paths = {}
+    for name, url_name in (
+        ("status", "job-status"),
+        ("output", "job-output"),
+        ("cancel", "job-cancel"),
+    ):
+        before, _, after = reverse(url_name, kwargs={"job_id": _ID_MARK}).partition(_ID_MARK)
+        paths[name] = (before, after)
+    return paths
 
 
 def _current_run(job: Job) -> dict[str, datetime]:
@@ -181,8 +248,14 @@ def _current_run(job: Job) -> dict[str, datetime]:
 
 
 def _iso(at: datetime | None) -> str | None:
-    # The same format as created_at and updated_at.
-    return None if at is None else serializers.DateTimeField().to_representation(at)
+    """DRF's DateTimeField format (ISO 8601 in UTC, "Z" for +00:00), without a Field per value.
+
+    The API's time zone is UTC (settings.TIME_ZONE; no request activates another one).
+    """
+    if at is None:
+        return None
+    text = (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
 def _public_message(error: dict) -> str:

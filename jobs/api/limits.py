@@ -5,11 +5,9 @@ from django.utils import timezone
 
 from jobs.api import errors
 from jobs.api.tokens import Principal
-from jobs.models import IdempotencyKey, Job
-from jobs.states import FINAL, Status
+from jobs.models import IdempotencyKey
+from jobs.queries import jobs_active_count
 
-# Still on their way through FrontService or JobService.
-ACTIVE = [status for status in Status if status not in FINAL]
 # What a client at the cap is told to wait: jobs take seconds to minutes, so some room is
 # likely by then, without the client polling hard.
 RETRY_AFTER_SECONDS = 30
@@ -27,9 +25,8 @@ def check_active_jobs(*, owner: Principal, idempotency_key: str | None) -> None:
     cap = settings.MAX_ACTIVE_JOBS_PER_OWNER
     if not cap:
         return
-    active = Job.objects.filter(tenant_id=owner.tenant_id, sub=owner.sub, status__in=ACTIVE)
-    # The owner index narrows this to the owner's jobs; counting stops at the cap.
-    if active[:cap].count() < cap:
+    # Counting stops at the cap.
+    if jobs_active_count(tenant_id=owner.tenant_id, sub=owner.sub, limit=cap) < cap:
         return
     if idempotency_key and _is_repeat(owner, idempotency_key):
         # A repeat of a request that already claimed its key is answered from the key (replay,

@@ -10,6 +10,7 @@ configured) must be present, and `nbf`/`iat` are honoured, all with a small leew
 import functools
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -250,8 +251,16 @@ def _verification_key(header: dict):
         )
         return cache.key(kid)
     if settings.JWT_ALGORITHM.startswith("HS"):
-        return settings.JWT_SIGNING_KEY
-    return settings.JWT_VERIFYING_KEY
+        return _prepared_key(settings.JWT_ALGORITHM, settings.JWT_SIGNING_KEY)
+    return _prepared_key(settings.JWT_ALGORITHM, settings.JWT_VERIFYING_KEY)
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared_key(algorithm: str, key: str):
+    """The configured key as PyJWT verifies with it (bytes, or a public key object), made once:
+    PyJWT would otherwise parse a PEM public key on every request. Keyed by the settings'
+    values, so tests that change them get their own."""
+    return jwt.get_algorithm_by_name(algorithm).prepare_key(key)
 
 
 def verify_token(token: str) -> Principal:
@@ -324,9 +333,12 @@ def _owner_claim(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_OWNER_CLAIM_LENGTH
 
 
+# C0 controls, DEL and the C1 controls (one regex search, not a Python loop per character).
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control_characters(value: str) -> bool:
-    # C0 controls, DEL and the C1 controls.
-    return any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)
+    return _CONTROL_CHARACTERS.search(value) is not None
 
 
 def issue_token(

@@ -16,6 +16,7 @@ from jobs.api.output import output_response
 from jobs.api.throttling import OwnerRateThrottle
 from jobs.api.uploads import stage_request_body, upload_slot
 from jobs.models import Job
+from jobs.queries import job_of_owner
 from jobs.serializers import JobSerializer
 from jobs.states import ERROR, Status
 from orchestration.cancel import job_cancel
@@ -75,7 +76,9 @@ class JobViewSet(viewsets.GenericViewSet):
             job_id = uuid.UUID(self.kwargs["job_id"])
         except ValueError as exc:
             raise errors.JobNotFound() from exc
-        job = self.get_queryset().filter(pk=job_id).first()
+        # get_queryset()'s filter, read without compiling an ORM query (jobs/queries.py).
+        principal = self.request.user
+        job = job_of_owner(tenant_id=principal.tenant_id, sub=principal.sub, job_id=job_id)
         if job is None:
             raise errors.JobNotFound()
         return job

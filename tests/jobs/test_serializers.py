@@ -2,11 +2,16 @@
 and Retry-After, as the API answers it (in-process)."""
 
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 
+import pytest
 from django.core.management import call_command
+from rest_framework import serializers
+from rest_framework.test import APIRequestFactory
 
 from jobs.models import Job
+from jobs.queries import job_of_owner
+from jobs.serializers import JobSerializer
 from tests.support.inprocess import run_tasks, submit, wait_for_status
 
 
@@ -98,3 +103,65 @@ def test_a_retried_job_reports_the_times_of_its_current_run(api, services, alice
     assert _at(body["submitted_at"]) == _history_at(job_id, "SUBMITTED")
     assert _at(body["finished_at"]) == _history_at(job_id, "EXECUTION_COMPLETED")
     assert _at(body["finished_at"]) > _at(failed["finished_at"])
+
+
+HISTORY = [
+    {
+        "at": "2026-01-05T10:00:00.123000+00:00",
+        "from": None,
+        "to": "CREATED",
+        "reason": "",
+        "by": "",
+    },
+    {"at": "2026-01-05T10:00:01+00:00", "from": "CREATED", "to": "STORED", "reason": "", "by": ""},
+    {
+        "at": "2026-01-05T10:00:02+00:00",
+        "from": "STORED",
+        "to": "SUBMITTED",
+        "reason": "",
+        "by": "",
+    },
+]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "status": "EXECUTION_COMPLETED",
+            "history": [*HISTORY, {**HISTORY[2], "to": "EXECUTION_COMPLETED"}],
+        },
+        {
+            "status": "EXECUTION_ERROR",
+            "history": [*HISTORY, {**HISTORY[2], "to": "EXECUTION_ERROR"}],
+            "error": {"service": "jobservice", "message": "boom", "status_code": None},
+            "callback_url": "https://hooks.example.com/done",
+        },
+        {
+            "status": "CREATED",
+            "attempts": 2,
+            "next_attempt_at": datetime(2026, 1, 5, 10, 0, 3, 456000, tzinfo=UTC),
+            "error": {
+                "service": "blobservice",
+                "message": "ConnectionError: x",
+                "status_code": None,
+            },
+        },
+        {"status": "STORED", "history": []},
+    ],
+    ids=["completed", "failed-with-callback", "waiting-for-a-retry", "no-history"],
+)
+def test_the_document_is_what_the_serializer_fields_make_of_the_job(make_job, fields):
+    """job_document (the plain function every answer uses) against DRF's field-by-field
+    representation of the same job, loaded both through the ORM and as the API's reads load it."""
+    job = make_job(input_size=12, content_type="text/plain", **fields)
+    request = APIRequestFactory().get("/api/v1/job", HTTP_HOST="localhost")
+    as_read = job_of_owner(tenant_id=job.tenant_id, sub=job.sub, job_id=job.id)
+    from_orm = Job.objects.get(pk=job.pk)
+
+    for loaded in (as_read, from_orm):
+        serializer = JobSerializer(loaded, context={"request": request})
+        by_fields = serializers.ModelSerializer.to_representation(serializer, loaded)
+        assert serializer.data == by_fields
+    assert JobSerializer(as_read).data == JobSerializer(from_orm).data
+    assert by_fields["links"]["status"] == f"http://localhost/api/v1/job/{job.id}/status"
