@@ -320,6 +320,8 @@ class ControlPlane:
         self._faults = FaultSettings(extras=dict(self._setting_defaults))
         # Set, and replaced, whenever the faults change: what held requests wait for.
         self._faults_changed = threading.Event()
+        # Figures the service reads at the time of asking, shown in the stats by name.
+        self.gauges: dict[str, Callable[[], int]] = {}
         self._rng = random.Random()
         self.reset_stats()
 
@@ -353,7 +355,9 @@ class ControlPlane:
             }
             for name, counts in self._counters.items():
                 document[name] = dict(counts)
-            return document
+        for name, gauge in self.gauges.items():
+            document[name] = gauge()
+        return document
 
     # -- faults
 

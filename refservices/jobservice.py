@@ -270,6 +270,9 @@ class JobService:
         self.control = control
         self.stopping = threading.Event()
         self._queue: queue.Queue[tuple[str, float]] = queue.Queue()
+        # Jobs accepted and not yet through a worker: what a test waits for before the next
+        # one, so that no job of its still writes to BlobService while the next one runs.
+        control.gauges["unfinished"] = lambda: self._queue.unfinished_tasks
         self._lock = threading.Lock()
         self._cancel_events: dict[str, threading.Event] = {}
         self._executing: set[str] = set()
@@ -404,6 +407,7 @@ class JobService:
             except queue.Empty:
                 continue
             if not self._claim(job_id):
+                self._queue.task_done()
                 continue
             try:
                 self._run(job_id, enqueued_at)
@@ -414,6 +418,7 @@ class JobService:
                 )
             finally:
                 self._release(job_id)
+                self._queue.task_done()
 
     def _run(self, job_id: str, enqueued_at: float) -> None:
         if not self._wait_while_queued(job_id, enqueued_at):

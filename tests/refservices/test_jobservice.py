@@ -374,3 +374,21 @@ def test_many_jobs_run_concurrently_and_all_succeed(jobservice, blobservice, job
     assert [get_blob(blobservice, each).content for each in ids] == [
         b"JOB NUMBER %d" % n for n in range(len(ids))
     ]
+
+
+def test_the_stats_count_the_jobs_accepted_and_not_yet_through_a_worker(
+    jobservice, blobservice, job_id
+):
+    put_blob(blobservice, "counted", b"abc")
+    jobservice.faults(execution_delay=30)
+    create_job(jobservice, job_id, "counted")
+    stats_url = f"{jobservice.url}/_control/stats"
+
+    assert requests.get(stats_url, timeout=5).json()["unfinished"] == 1
+    jobservice.clear_faults()  # the job runs now
+    assert wait_for_job(jobservice, job_id)["status"] == "SUCCEEDED"
+    deadline = time.monotonic() + 5
+    while requests.get(stats_url, timeout=5).json()["unfinished"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert requests.get(stats_url, timeout=5).json()["unfinished"] == 0
+    assert get_blob(blobservice, "counted").content == b"ABC"

@@ -98,7 +98,16 @@ class Downstream:
         requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
 
     def reset(self) -> None:
-        """No fault injected, and every counter at zero: a test sees only its own traffic."""
+        """No fault injected, and every counter at zero: a test sees only its own traffic.
+
+        An earlier test's job that JobService still runs would write its output to BlobService
+        during the next test (and could take a fault meant for that test's job): it is waited
+        for first, a few seconds at most."""
+        for name in ("blob", "job"):
+            requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
+        deadline = time.monotonic() + 5
+        while self.stats("job").get("unfinished") and time.monotonic() < deadline:
+            time.sleep(0.02)
         for name in ("blob", "job"):
             requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
             requests.post(f"{self.urls[name]}/_control/reset-stats", timeout=5).raise_for_status()
