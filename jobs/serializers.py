@@ -186,15 +186,18 @@ def _finished_at(job: Job, run: dict[str, datetime]) -> datetime | None:
 def _error(job: Job) -> dict | None:
     if job.status not in ERROR or not job.error:
         return None
-    error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
-    error["message"] = _public_message(error)
-    return {"code": ERROR_CODES.get(job.status, "failed"), **error}
+    return {"code": ERROR_CODES.get(job.status, "failed"), **_public_error(job.error)}
 
 
 def _last_error(job: Job) -> dict | None:
     if job.status in ERROR or not job.error or job.next_attempt_at is None:
         return None
-    error = {key: job.error.get(key) for key in ("service", "message", "status_code")}
+    return _public_error(job.error)
+
+
+def _public_error(stored: dict) -> dict:
+    """What a user sees of a stored downstream error: its service, status and public message."""
+    error = {key: stored.get(key) for key in ("service", "message", "status_code")}
     error["message"] = _public_message(error)
     return error
 
@@ -254,8 +257,8 @@ def _iso(at: datetime | None) -> str | None:
     """
     if at is None:
         return None
-    text = (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
-    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+    in_utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    return in_utc.isoformat().removesuffix("+00:00") + "Z"
 
 
 def _public_message(error: dict) -> str:
