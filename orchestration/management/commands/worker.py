@@ -132,12 +132,13 @@ def _exit_stuck() -> None:
     os._exit(1)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (from /proc), parents first."""
+def _descendants(pid: int, *, spare: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Every process below `pid` (from /proc), parents first, except those in `spare` and
+    everything below them."""
     found: list[int] = []
     queue = [pid]
     while queue:
-        children = _children(queue.pop(0))
+        children = [child for child in _children(queue.pop(0)) if child not in spare]
         found += children
         queue += children
     return found
@@ -281,23 +282,12 @@ class SupervisedCluster(Cluster):
         # subreaper: any child of it that is no other cluster's sentinel).
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.sentinel.pid, signal.SIGSTOP)
-        for pid in reversed(cluster_pids(os.getpid(), spare=others)):
+        # Every process below the command but the other clusters' sentinels and their trees.
+        for pid in reversed(_descendants(os.getpid(), spare=others)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.sentinel.join(timeout=10)
         _reap_orphans(keep=others)
-
-
-def cluster_pids(command: int, *, spare: set[int]) -> list[int]:
-    """The processes of the command's cluster being restarted, parents first: every process
-    below the command except the sentinels in `spare` (the other clusters') and their trees."""
-    found: list[int] = []
-    queue = [child for child in _children(command) if child not in spare]
-    while queue:
-        pid = queue.pop(0)
-        found.append(pid)
-        queue += _children(pid)
-    return found
 
 
 def _reap_orphans(*, keep: set[int]) -> None:
