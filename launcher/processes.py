@@ -231,30 +231,6 @@ class ManagedProcess:
         return f"<ManagedProcess {self.name} pid={self.pid} {state} log={self.log_path}>"
 
 
-def start_process(
-    argv: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    name: str,
-    ready_url: str | None = None,
-    ready_timeout: float = 30,
-    log_dir: str | os.PathLike[str] | None = None,
-    log_path: str | os.PathLike[str] | None = None,
-) -> ManagedProcess:
-    """Function form of ManagedProcess.start."""
-    return ManagedProcess.start(
-        argv,
-        env=env,
-        cwd=cwd,
-        name=name,
-        ready_url=ready_url,
-        ready_timeout=ready_timeout,
-        log_dir=log_dir,
-        log_path=log_path,
-    )
-
-
 _run_log_dir: Path | None = None
 
 

@@ -5,7 +5,6 @@ from launcher.processes import (
     ManagedProcess,
     ProcessStartError,
     free_port,
-    start_process,
     wait_for_log,
     wait_for_port,
 )
@@ -14,7 +13,6 @@ __all__ = [
     "ManagedProcess",
     "ProcessStartError",
     "free_port",
-    "start_process",
     "wait_for_log",
     "wait_for_port",
 ]

@@ -7,7 +7,9 @@ this adds what the tests need: the services' fault and counter endpoints, and th
 Every process is stopped by its PID, also when tests fail.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,6 +52,17 @@ class Stack(launcher.Stack):
     def start(self, name: str, **env_overrides: str) -> ManagedProcess:
         return super().start(name, env=env_overrides)
 
+    @contextlib.contextmanager
+    def worker_with(self, **settings: str) -> Iterator["Stack"]:
+        """The worker restarted with these settings for the block, then the usual one again."""
+        self.stop("worker")
+        self.start("worker", **settings)
+        try:
+            yield self
+        finally:
+            self.stop("worker")
+            self.start("worker")
+
     def stats(self, name: str) -> dict:
         return requests.get(f"{self.urls[name]}/_control/stats", timeout=5).json()
 
@@ -66,9 +79,8 @@ class Stack(launcher.Stack):
             requests.delete(f"{self.urls[name]}/_control/faults", timeout=5).raise_for_status()
 
 
-def mongo_argv(port: int, path: Path) -> list[str]:
-    """An embedded MongoDB of a test's own, on a SQLite file (so it survives a restart)."""
-    return launcher.mongo_argv(port, path)
+# An embedded MongoDB of a test's own, on a SQLite file (so it survives a restart).
+mongo_argv = launcher.mongo_argv
 
 
 def api_argv(port: int) -> list[str]:
