@@ -17,13 +17,8 @@ OUTAGE_SECONDS = 12
 @pytest.fixture
 def patient_stack(quiet_stack):
     """The stack with a worker whose retry horizon outlasts the outage; the usual one after."""
-    quiet_stack.stop("worker")
-    quiet_stack.start("worker", DOWNSTREAM_RETRY_HORIZON="300")
-    try:
-        yield quiet_stack
-    finally:
-        quiet_stack.stop("worker")
-        quiet_stack.start("worker")
+    with quiet_stack.worker_with(DOWNSTREAM_RETRY_HORIZON="300") as stack:
+        yield stack
 
 
 def test_jobs_wait_out_a_jobservice_outage_and_complete_once_it_is_back(patient_stack, alice):

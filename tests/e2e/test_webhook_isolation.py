@@ -39,13 +39,8 @@ def silent_receiver():
 def persistent_webhooks(quiet_stack):
     """The stack with a worker that keeps re-sending for minutes (the test settings give up
     after 3 s), so the silent receiver holds the webhooks' workers for the whole test."""
-    quiet_stack.stop("worker")
-    quiet_stack.start("worker", WEBHOOK_RETRY_HORIZON="300")
-    try:
-        yield quiet_stack
-    finally:
-        quiet_stack.stop("worker")
-        quiet_stack.start("worker")
+    with quiet_stack.worker_with(WEBHOOK_RETRY_HORIZON="300") as stack:
+        yield stack
 
 
 def test_a_receiver_that_never_answers_does_not_delay_another_owners_jobs(

@@ -14,6 +14,7 @@ import signal
 import time
 from datetime import timedelta
 
+import pytest
 from django.conf import settings
 
 from orchestration.reconcile import reconcile
@@ -75,29 +76,17 @@ def test_the_webhooks_cluster_wedged_is_restarted_and_the_jobs_one_left_alone(qu
     _a_job_completes(quiet_stack, alice)
 
 
-def test_the_monitor_killed_restarts_the_cluster(quiet_stack, alice):
+@pytest.mark.parametrize("child", ["monitor", "pusher"])
+def test_the_monitor_or_the_pusher_killed_restarts_the_cluster(quiet_stack, alice, child):
     worker = quiet_stack.processes["worker"]
     before = len(restarts(worker, "jobs"))
     cluster = cluster_processes(worker)
 
-    _kill(cluster["monitor"][0])
+    _kill(cluster[child][0])
 
     restart = wait_for_restart(worker, before)
     assert restart["reason"] == "child_died"
-    assert "the monitor" in restart["detail"]
-    _a_job_completes(quiet_stack, alice)
-
-
-def test_the_pusher_killed_restarts_the_cluster(quiet_stack, alice):
-    worker = quiet_stack.processes["worker"]
-    before = len(restarts(worker, "jobs"))
-    cluster = cluster_processes(worker)
-
-    _kill(cluster["pusher"][0])
-
-    restart = wait_for_restart(worker, before)
-    assert restart["reason"] == "child_died"
-    assert "the pusher" in restart["detail"]
+    assert f"the {child}" in restart["detail"]
     _a_job_completes(quiet_stack, alice)
 
 
