@@ -81,11 +81,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files (the API docs' assets, the admin's) from gunicorn itself, with DEBUG off.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, CSRF, the user and messages for the admin's pages, skipped on the JSON API's
+    # paths, which use none of them (frontservice/browser_middleware.py).
+    "frontservice.browser_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "frontservice.browser_middleware.CsrfViewMiddleware",
+    "frontservice.browser_middleware.AuthenticationMiddleware",
+    "frontservice.browser_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it answers a locked-out admin login (AXES_LOCKOUT_CALLABLE).
     "axes.middleware.AxesMiddleware",
