@@ -15,10 +15,13 @@ import threading
 import time
 from dataclasses import dataclass
 
+import cachetools
 import jwt
 import requests
 import urllib3
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
 
@@ -263,9 +266,63 @@ def _prepared_key(algorithm: str, key: str):
     return jwt.get_algorithm_by_name(algorithm).prepare_key(key)
 
 
+# A client polling a job sends the same token many times a minute, and verifying it (two parses,
+# the signature, a dozen claim checks) was the largest part of a status request's own time. A
+# token that passed every check is remembered, with the header and the key that verified it,
+# for at most VERIFIED_TOKEN_SECONDS. Each later use still checks what can change:
+# - its `exp` (plus the leeway) against the clock; nbf and iat in the future were refused when
+#   it was verified, and time only moves on;
+# - that its key is still the one configured or published: once a JWKS refresh drops the key
+#   (or replaces the set), the key lookup answers otherwise and the token is verified afresh,
+#   so a withdrawn key stops verifying exactly when it did without this memory.
+# Tokens that fail are never kept: a garbage token costs what it always did. Entries are keyed
+# by the whole token, signature included, so no other token can hit one. cachetools bounds the
+# entries by count and age; it is not thread-safe, hence the lock (gthread workers share it).
+VERIFIED_TOKEN_SECONDS = 60
+_verified: cachetools.TTLCache = cachetools.TTLCache(maxsize=4096, ttl=VERIFIED_TOKEN_SECONDS)
+_verified_lock = threading.Lock()
+
+
+@receiver(setting_changed)
+def _forget_verified_tokens(*, setting: str, **kwargs) -> None:
+    # A token verified under another audience, issuer or leeway proves nothing under the new
+    # ones (tests change them between cases; a running service never does).
+    if setting.startswith("JWT_"):
+        with _verified_lock:
+            _verified.clear()
+
+
 def verify_token(token: str) -> Principal:
-    """Verify signature, exp, nbf, iat, aud (and iss when configured); return the owner."""
-    key = _verification_key(_unverified_header(token))
+    """Verify signature, exp, nbf, iat, aud (and iss when configured); return the owner.
+
+    A token verified in the last VERIFIED_TOKEN_SECONDS is taken as verified while its `exp`
+    (plus the leeway) has not passed and its key is still the one in use."""
+    with _verified_lock:
+        remembered = _verified.get(token)
+    if remembered is not None:
+        principal, valid_until, header, key = remembered
+        if time.time() < valid_until and _current_key(header) is key:
+            return principal
+    header = _unverified_header(token)
+    key = _verification_key(header)
+    principal, expires_at = _verified_owner(token, key)
+    # PyJWT refuses a token once exp <= now - leeway.
+    valid_until = expires_at + settings.JWT_LEEWAY_SECONDS
+    with _verified_lock:
+        _verified[token] = (principal, valid_until, header, key)
+    return principal
+
+
+def _current_key(header: dict):
+    """The key that would verify a token with this header now, or None if there is none."""
+    try:
+        return _verification_key(header)
+    except InvalidToken:
+        return None
+
+
+def _verified_owner(token: str, key) -> tuple[Principal, float]:
+    """Every check but the header's, from the token's bytes: the owner and the token's exp."""
     required = ["exp", "aud", "sub"] + (["iss"] if settings.JWT_ISSUER else [])
     try:
         claims = jwt.decode(
@@ -315,7 +372,7 @@ def verify_token(token: str) -> Principal:
         # ("acme\0x", "y") and ("acme", "x\0y") would share keys built by joining the two (the
         # rate counters' among them), and no identity provider means a NUL or a newline in one.
         raise InvalidToken("The token's owner claims must not contain control characters.")
-    return Principal(tenant_id=tenant_id, sub=sub)
+    return Principal(tenant_id=tenant_id, sub=sub), claims["exp"]
 
 
 _TIME_CLAIMS = ("exp", "nbf", "iat")

@@ -217,6 +217,59 @@ def test_the_leeway_is_configurable(settings):
         verify_token(_hs(settings, exp=int(time.time()) - 5))
 
 
+# --- Verified tokens remembered ------------------------------------------------------------------
+
+
+def test_a_remembered_token_is_refused_once_it_expires(settings):
+    settings.JWT_LEEWAY_SECONDS = 0
+    token = _hs(settings, exp=int(time.time()) + 1)
+    assert verify_token(token).sub == "alice"
+    assert token in tokens._verified
+
+    time.sleep(
+        max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05
+    )
+
+    with pytest.raises(InvalidToken, match="expired") as refused:
+        verify_token(token)
+    assert refused.value.code == "token_expired"
+
+
+def test_a_remembered_token_is_checked_again_under_changed_settings(settings):
+    token = _hs(settings)
+    assert verify_token(token).sub == "alice"
+
+    settings.JWT_AUDIENCE = "another-service"
+
+    with pytest.raises(InvalidToken, match="(?i)audience"):
+        verify_token(token)
+
+
+def test_a_refused_token_is_not_remembered(settings):
+    token = _hs(settings, aud="another-service")
+    for _ in range(2):
+        with pytest.raises(InvalidToken, match="(?i)audience"):
+            verify_token(token)
+
+    assert token not in tokens._verified
+
+
+def test_a_remembered_token_is_answered_without_verifying_it_again(settings, monkeypatch):
+    token = _hs(settings)
+    assert verify_token(token).sub == "alice"
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(
+        tokens.jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k)
+    )
+
+    assert verify_token(token) == Principal(tenant_id="acme", sub="alice")
+    assert decodes == []
+    # Another token of the same owner is verified in full.
+    assert verify_token(_hs(settings, exp=int(time.time()) + 120)).sub == "alice"
+    assert decodes == [1]
+
+
 @pytest.mark.parametrize("header", ["jku", "x5u", "jwk", "x5c", "crit"])
 def test_a_token_naming_its_own_key_is_refused(settings, header):
     value = {"jwk": {"kty": "oct", "k": "c2VjcmV0"}, "x5c": ["MIIB"], "crit": ["exp"]}.get(
