@@ -137,11 +137,11 @@ def distinct(model: type[Model], name: str) -> list:
     return collection(model).distinct(column(model, name))
 
 
-def counter_increment(name: str, key: str, *, expires_at) -> int:
-    """Add one to the counter `key` of the collection `name` (made with `expires_at` for its TTL
-    index when it is the first), in one atomic update; the count after it."""
+def counter_increment(name: str, key: str, *, amount: int = 1, expires_at) -> int:
+    """Add `amount` to the counter `key` of the collection `name` (made with `expires_at` for its
+    TTL index when it is the first), in one atomic update; the count after it."""
     counters = connection.get_collection(name)
-    update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
+    update = {"$inc": {"count": amount}, "$setOnInsert": {"expires_at": expires_at}}
     try:
         counter = counters.find_one_and_update(
             {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER

@@ -6,8 +6,13 @@ never in the middle of a test). That the counts are shared by gunicorn's worker 
 tested in tests/e2e/test_limits.py.
 """
 
+import time
+import uuid
+
 import pytest
 
+from frontservice import mongo
+from jobs.api import throttling
 from jobs.models import Job
 from jobs.states import Status
 from tests.support.jobs_api import JobMaker, assert_problem, staging_tmp_files
@@ -77,3 +82,73 @@ def test_cancels_count_against_the_submit_rate(api, alice, make_jobs):
     assert Job.objects.get(pk=jobs[-1].pk).status == Status.CREATED
     # Reads are counted apart.
     assert api.status_of(alice, jobs[0].id).json()["status"] == Status.CANCELLED
+
+
+# --- Leases: a busy process counts ahead on the shared counter --------------------------------
+
+
+def _stored_count(key: str) -> int:
+    document = mongo.connection.get_collection(throttling.COLLECTION).find_one({"_id": key})
+    return document["count"] if document else 0
+
+
+def _key() -> str:
+    return f"ratelimit:test:{uuid.uuid4().hex}:0"
+
+
+def _ends() -> float:
+    return time.time() + DAY
+
+
+def test_a_small_limit_is_counted_one_request_at_a_time():
+    leases, key = throttling._Leases(), _key()
+    limit = throttling.LEASE_SHARE - 1
+
+    admitted = [leases.admit(key, limit=limit, ends=_ends()) for _ in range(limit + 1)]
+
+    assert admitted == [True] * limit + [False]
+    assert _stored_count(key) == limit
+
+
+def test_a_busy_owner_is_counted_ahead_in_doubling_leases():
+    leases, key = throttling._Leases(), _key()
+    limit = 20 * throttling.LEASE_SHARE  # leases of up to 20
+
+    counts = []
+    for _ in range(1 + 2 + 4 + 8 + 16 + 20):
+        assert leases.admit(key, limit=limit, ends=_ends())
+        counts.append(_stored_count(key))
+
+    # 51 requests, 6 round trips: the counter moved by 1, 2, 4, 8, 16 and then the cap, 20.
+    assert sorted(set(counts)) == [1, 3, 7, 15, 31, 51]
+    assert counts[-1] == 51
+
+
+def test_leases_of_two_processes_never_admit_past_the_limit():
+    first, second, key = throttling._Leases(), throttling._Leases(), _key()
+    limit = 4 * throttling.LEASE_SHARE  # leases of up to 4
+
+    admitted = 0
+    for n in range(2 * limit):
+        # Uneven: the first process takes two requests for each of the second's.
+        admitted += (first if n % 3 else second).admit(key, limit=limit, ends=_ends())
+
+    # What the processes leased and did not spend is lost: at most lease - 1 each. (The
+    # stored count passes the limit: the asks that were refused, or granted in part, count.)
+    assert limit - 2 * 3 <= admitted <= limit
+    assert _stored_count(key) >= limit
+
+
+def test_past_the_limit_a_process_refuses_without_asking_again():
+    leases, key = throttling._Leases(), _key()
+    limit = 3
+    for _ in range(limit):
+        assert leases.admit(key, limit=limit, ends=_ends())
+
+    assert not leases.admit(key, limit=limit, ends=_ends())
+    assert not leases.admit(key, limit=limit, ends=_ends())
+
+    assert _stored_count(key) == limit
+    # Another process, which has no lease, asks and is refused too; its ask is counted.
+    assert not throttling._Leases().admit(key, limit=limit, ends=_ends())
+    assert _stored_count(key) == limit + 1

@@ -241,14 +241,14 @@ def test_a_remembered_token_is_checked_again_under_changed_settings(settings):
 
     settings.JWT_AUDIENCE = "another-service"
 
-    with pytest.raises(InvalidToken, match="(?i)audience"):
+    with pytest.raises(InvalidToken, match="Audience"):
         verify_token(token)
 
 
 def test_a_refused_token_is_not_remembered(settings):
     token = _hs(settings, aud="another-service")
     for _ in range(2):
-        with pytest.raises(InvalidToken, match="(?i)audience"):
+        with pytest.raises(InvalidToken, match="Audience"):
             verify_token(token)
 
     assert token not in tokens._verified
