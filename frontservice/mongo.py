@@ -18,7 +18,7 @@ does it (`column`, `to_db`), so these documents are the ORM's documents.
 import functools
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import JSONField, Model
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
@@ -125,9 +125,15 @@ def _loaders(model: type[Model]) -> tuple[list[str], list[tuple]]:
     loaders = []
     for field in fields:
         expression = field.get_col(model._meta.db_table)
-        converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(
-            connection
-        )
+        if isinstance(field, JSONField) and field.decoder is None:
+            # The ORM turns a JSON field's value into a string and parses it again
+            # (convert_jsonfield_value, then from_db_value with json's own decoder), which
+            # gives back an equal value of the same JSON types; BSON already decoded it.
+            converters = []
+        else:
+            converters = connection.ops.get_db_converters(
+                expression
+            ) + expression.get_db_converters(connection)
         loaders.append((field.column, expression, converters))
     return [field.attname for field in fields], loaders
 

@@ -17,7 +17,7 @@ from jobs.api.throttling import OwnerRateThrottle
 from jobs.api.uploads import stage_request_body, upload_slot
 from jobs.models import Job
 from jobs.queries import job_of_owner
-from jobs.serializers import JobSerializer
+from jobs.serializers import JobSerializer, job_document
 from jobs.states import ERROR, Status
 from orchestration.cancel import job_cancel
 from orchestration.refresh import job_refresh
@@ -63,6 +63,14 @@ class JobViewSet(viewsets.GenericViewSet):
         # The output is the job's own bytes in its own content type, whatever the client's
         # Accept says; only our JSON error documents go through DRF's renderers there.
         return super().perform_content_negotiation(request, force=force or self.action == "output")
+
+    def _document(self, job: Job) -> dict:
+        # The document JobSerializer describes (and the schema shows), made by its plain
+        # function: DRF's serializer around it only added its own per-call work.
+        if getattr(self, "_base_url", None) is None:
+            # Every document of the answer links under the scheme and host the request came to.
+            self._base_url = self.request.build_absolute_uri("/").removesuffix("/")
+        return job_document(job, base_url=self._base_url)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -134,7 +142,7 @@ class JobViewSet(viewsets.GenericViewSet):
             params = request.query_params.copy()
             params["cursor"] = cursor
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-        return Response({"results": self.get_serializer(jobs, many=True).data, "next": next_url})
+        return Response({"results": [self._document(job) for job in jobs], "next": next_url})
 
     @extend_schema(**schema.STATUS)
     @action(detail=True, methods=["get"])
@@ -145,7 +153,7 @@ class JobViewSet(viewsets.GenericViewSet):
         poll = waiting.retry_after(job)
         if poll is not None:
             headers["Retry-After"] = str(poll)
-        response = Response(self.get_serializer(job).data, headers=headers)
+        response = Response(self._document(job), headers=headers)
         patch_vary_headers(response, ["Prefer"])
         return response
 
@@ -167,9 +175,9 @@ class JobViewSet(viewsets.GenericViewSet):
     def cancel(self, request, job_id: str):
         job = job_cancel(self.get_object())
         if job.status == Status.CANCELLED:
-            return Response(self.get_serializer(job).data)
+            return Response(self._document(job))
         if job.status == Status.CANCELLING:
             # JobService has not confirmed yet; status requests and the reconciler finish it.
-            return Response(self.get_serializer(job).data, status=202)
+            return Response(self._document(job), status=202)
         # Final before the cancel, or finished in JobService just before the cancel arrived.
         raise errors.JobNotCancellable(f"The job is {job.status}; a final job cannot be cancelled.")
