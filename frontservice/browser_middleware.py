@@ -9,14 +9,15 @@ the app time of a status request (bench/apptime.py).
 
 Each class here is Django's own, run unchanged on every other path, in the order MIDDLEWARE
 gives; on API paths the request goes straight on to the next middleware. Django's admin checks
-accept these subclasses in place of its own. django-axes' middleware stays as it is (its check
-wants its own dotted path), and costs one attribute lookup per request.
+accept these subclasses in place of its own. Django's CSRF middleware and django-axes' stay as
+they are: the deploy check (security.W003) and axes' own check want their dotted paths, and on
+an API request they cost little (DRF's views are CSRF-exempt, so CSRF only reads the cookie
+header; axes looks up one attribute).
 """
 
 from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
-from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
 
 # The versioned JSON API (frontservice/urls.py). The schema and the API docs under /api/ are
 # pages for a browser and keep the whole stack.
@@ -36,15 +37,6 @@ class _BrowserOnly:
 
 class SessionMiddleware(_BrowserOnly, _SessionMiddleware):
     pass
-
-
-class CsrfViewMiddleware(_BrowserOnly, _CsrfViewMiddleware):
-    def process_view(self, request, callback, callback_args, callback_kwargs):
-        # The handler calls process_view itself, outside __call__. The API's views are exempt
-        # anyway; skipping it keeps CSRF's state (set in process_request) from being read.
-        if is_api(request):
-            return None
-        return super().process_view(request, callback, callback_args, callback_kwargs)
 
 
 class AuthenticationMiddleware(_BrowserOnly, _AuthenticationMiddleware):

@@ -81,11 +81,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files (the API docs' assets, the admin's) from gunicorn itself, with DEBUG off.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Sessions, CSRF, the user and messages for the admin's pages, skipped on the JSON API's
-    # paths, which use none of them (frontservice/browser_middleware.py).
+    # Sessions, the user and messages for the admin's pages, skipped on the JSON API's paths,
+    # which use none of them (frontservice/browser_middleware.py).
     "frontservice.browser_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "frontservice.browser_middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "frontservice.browser_middleware.AuthenticationMiddleware",
     "frontservice.browser_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -1,5 +1,5 @@
-"""frontservice/browser_middleware.py: sessions, CSRF, the logged-in user and messages run for
-the browser's pages and are skipped on the JSON API's paths.
+"""frontservice/browser_middleware.py: sessions, the logged-in user and messages run for the
+browser's pages and are skipped on the JSON API's paths.
 
 The admin working through them (login, CSRF refusals, messages after an action) is tested in
 tests/jobs/test_admin.py; here each middleware is called as Django's handler calls it.
@@ -10,7 +10,6 @@ from django.http import HttpResponse
 
 from frontservice.browser_middleware import (
     AuthenticationMiddleware,
-    CsrfViewMiddleware,
     MessageMiddleware,
     SessionMiddleware,
 )
@@ -24,13 +23,12 @@ def _seen_by_the_view(rf, path: str, method: str = "get") -> dict:
             session=hasattr(request, "session"),
             user=hasattr(request, "user"),
             messages=hasattr(request, "_messages"),
-            csrf=request.META.get("CSRF_COOKIE") is not None,
         )
         return HttpResponse("ok")
 
     # In MIDDLEWARE's order.
-    stack = SessionMiddleware(CsrfViewMiddleware(AuthenticationMiddleware(MessageMiddleware(view))))
-    request = getattr(rf, method)(path, HTTP_COOKIE="csrftoken=" + "a" * 32)
+    stack = SessionMiddleware(AuthenticationMiddleware(MessageMiddleware(view)))
+    request = getattr(rf, method)(path)
     response = stack(request)
     assert response.status_code == 200
     return seen
@@ -44,7 +42,6 @@ def test_api_paths_skip_the_browser_middleware(rf, path):
         "session": False,
         "user": False,
         "messages": False,
-        "csrf": False,
     }
 
 
@@ -54,19 +51,4 @@ def test_every_other_path_keeps_them(rf, path):
         "session": True,
         "user": True,
         "messages": True,
-        "csrf": True,
     }
-
-
-def test_csrf_is_enforced_off_the_api_and_skipped_on_it(rf):
-    def view(request):
-        return HttpResponse("ok")
-
-    middleware = CsrfViewMiddleware(view)
-    admin_post = rf.post("/admin/login/")
-    admin_post._dont_enforce_csrf_checks = False
-    api_post = rf.post("/api/v1/job")
-
-    refused = middleware.process_view(admin_post, view, (), {})
-    assert refused is not None and refused.status_code == 403
-    assert middleware.process_view(api_post, view, (), {}) is None
