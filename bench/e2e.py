@@ -117,14 +117,21 @@ def generate_input(path: Path, size: int, seed: int = 1) -> InputFile:
 
 
 def download(response: requests.Response, path: Path) -> int:
-    """Stream a response body to `path`; return its size. The same for every GET measured (the
-    API's output and the raw BlobService GET): one client, one chunk size, nothing but the copy
-    to disk in the timed loop (the sha256 is checked afterwards, from the file)."""
+    """Stream a response body into `path`, written over in place; return its size. The same for
+    every GET measured (the API's output and the raw BlobService GET): one client, one chunk
+    size, nothing but the copy to the file in the timed loop (the sha256 is checked afterwards,
+    from the file).
+
+    Every GET of a size writes over the same file instead of a new one: pages newly taken into
+    the page cache can cost far more than the copy on a virtual machine (its first touch of
+    memory the host took back), at random, which made either GET take seconds instead of a
+    fraction of one."""
     size = 0
-    with path.open("wb") as out:
+    with path.open("r+b" if path.exists() else "wb") as out:
         for chunk in response.iter_content(IO_CHUNK):
             out.write(chunk)
             size += len(chunk)
+        out.truncate(size)
     return size
 
 
@@ -232,7 +239,6 @@ def run_frontservice(stack: Stack, data: InputFile, out: Path, timeout: float) -
         size = download(output, out)
     done = time.perf_counter()
     sha256 = file_sha256(out)
-    out.unlink()
     if size != data.size or sha256 != data.expected_output_sha256:
         raise RuntimeError(f"job {job_id}: wrong output ({size} bytes, sha256 {sha256})")
     return {
@@ -279,7 +285,6 @@ def run_baseline(stack: Stack, data: InputFile, out: Path, timeout: float) -> di
         size = download(blob, out)
     done = time.perf_counter()
     sha256 = file_sha256(out)
-    out.unlink()
     session.delete(url, timeout=timeout)  # 1 GiB runs repeated: keep the disk use bounded
     if size != data.size or sha256 != data.sha256:
         raise RuntimeError(f"baseline: wrong bytes back ({size} bytes, sha256 {sha256})")
@@ -298,8 +303,8 @@ def warm_up(stack: Stack, work: Path, timeout: float) -> None:
     """One small job through the whole stack before anything is timed: the first runs would
     otherwise pay for the processes still starting (the cluster's workers, first imports)."""
     small = generate_input(work / "warm-up.txt", 64 * 1024)
-    run_frontservice(stack, small, work / "warm-up-output.txt", timeout)
-    run_baseline(stack, small, work / "warm-up-baseline.txt", timeout)
+    run_frontservice(stack, small, work / "warm-up-download.bin", timeout)
+    run_baseline(stack, small, work / "warm-up-download.bin", timeout)
 
 
 def median_ratio(runs: list[dict], baseline_key: str, frontservice_key: str) -> float:
@@ -319,11 +324,13 @@ def bench_size(root: Path, size: int, timeout: float, repeat: int) -> dict:
     try:
         stack.start()
         warm_up(stack, work, timeout)
+        # The file every timed GET writes over (download()), its pages in place beforehand.
+        shutil.copyfile(data.path, work / "download.bin")
         # The baseline touches neither the API nor the workers: their peaks are FrontService's.
         with PeakSampler(stack.roots()) as sampler:
             for _ in range(repeat):
-                baseline = run_baseline(stack, data, work / "baseline.txt", timeout)
-                frontservice = run_frontservice(stack, data, work / "output.txt", timeout)
+                baseline = run_baseline(stack, data, work / "download.bin", timeout)
+                frontservice = run_frontservice(stack, data, work / "download.bin", timeout)
                 runs.append({"frontservice": frontservice, "baseline": baseline})
     finally:
         stack.stop()
