@@ -117,14 +117,21 @@ def generate_input(path: Path, size: int, seed: int = 1) -> InputFile:
 
 
 def download(response: requests.Response, path: Path) -> int:
-    """Stream a response body to `path`; return its size. The same for every GET measured (the
-    API's output and the raw BlobService GET): one client, one chunk size, nothing but the copy
-    to disk in the timed loop (the sha256 is checked afterwards, from the file)."""
+    """Stream a response body into `path`, written over in place; return its size. The same for
+    every GET measured (the API's output and the raw BlobService GET): one client, one chunk
+    size, nothing but the copy to the file in the timed loop (the sha256 is checked afterwards,
+    from the file).
+
+    Every GET of a size writes over the same file instead of a new one: pages newly taken into
+    the page cache can cost far more than the copy on a virtual machine (its first touch of
+    memory the host took back), at random, which made either GET take seconds instead of a
+    fraction of one."""
     size = 0
-    with path.open("wb") as out:
+    with path.open("r+b" if path.exists() else "wb") as out:
         for chunk in response.iter_content(IO_CHUNK):
             out.write(chunk)
             size += len(chunk)
+        out.truncate(size)
     return size
 
 
@@ -152,6 +159,31 @@ def vm_hwm_kib(pid: int) -> int | None:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return None
+
+
+# The process trees whose CPU time a GET costs is reported: the relay's and its source's.
+GET_TREES = ("api", "blob")
+
+
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each process tree in `roots` (exited threads
+    included), and by this process, the client, as "client"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, root in roots.items():
+        ticks = 0
+        for pid in descendants(root):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        used[name] = ticks / tick
+    times = os.times()
+    used["client"] = times.user + times.system
+    return used
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before[name], 3) for name in before}
 
 
 class PeakSampler:
@@ -226,13 +258,15 @@ def run_frontservice(stack: Stack, data: InputFile, out: Path, timeout: float) -
     wait_completed(session, f"{api}/api/v1/job/{job_id}/status", posted + timeout)
     completed = time.perf_counter()
     settle_disk()
+    roots = {name: stack.roots()[name] for name in GET_TREES}
+    cpu_before = cpu_seconds(roots)
     got = time.perf_counter()
     with session.get(f"{api}/api/v1/job/{job_id}/output", stream=True, timeout=timeout) as output:
         output.raise_for_status()
         size = download(output, out)
     done = time.perf_counter()
+    get_cpu = cpu_used(cpu_before, cpu_seconds(roots))
     sha256 = file_sha256(out)
-    out.unlink()
     if size != data.size or sha256 != data.expected_output_sha256:
         raise RuntimeError(f"job {job_id}: wrong output ({size} bytes, sha256 {sha256})")
     return {
@@ -240,6 +274,7 @@ def run_frontservice(stack: Stack, data: InputFile, out: Path, timeout: float) -
         "post_s": posted - start,
         "wait_s": completed - posted,
         "download_s": done - got,
+        "download_cpu_s": get_cpu,
         # POST + wait + GET, without the pause that lets the disk settle before the GET.
         "e2e_s": (completed - start) + (done - got),
     }
@@ -273,19 +308,22 @@ def run_baseline(stack: Stack, data: InputFile, out: Path, timeout: float) -> di
     response.raise_for_status()
     stored = time.perf_counter()
     settle_disk()
+    roots = {name: stack.roots()[name] for name in GET_TREES}
+    cpu_before = cpu_seconds(roots)
     got = time.perf_counter()
     with session.get(url, stream=True, timeout=timeout) as blob:
         blob.raise_for_status()
         size = download(blob, out)
     done = time.perf_counter()
+    get_cpu = cpu_used(cpu_before, cpu_seconds(roots))
     sha256 = file_sha256(out)
-    out.unlink()
     session.delete(url, timeout=timeout)  # 1 GiB runs repeated: keep the disk use bounded
     if size != data.size or sha256 != data.sha256:
         raise RuntimeError(f"baseline: wrong bytes back ({size} bytes, sha256 {sha256})")
     return {
         "put_s": stored - start,
         "get_s": done - got,
+        "get_cpu_s": get_cpu,
         "total_s": (stored - start) + (done - got),
     }
 
@@ -298,8 +336,8 @@ def warm_up(stack: Stack, work: Path, timeout: float) -> None:
     """One small job through the whole stack before anything is timed: the first runs would
     otherwise pay for the processes still starting (the cluster's workers, first imports)."""
     small = generate_input(work / "warm-up.txt", 64 * 1024)
-    run_frontservice(stack, small, work / "warm-up-output.txt", timeout)
-    run_baseline(stack, small, work / "warm-up-baseline.txt", timeout)
+    run_frontservice(stack, small, work / "warm-up-download.bin", timeout)
+    run_baseline(stack, small, work / "warm-up-download.bin", timeout)
 
 
 def median_ratio(runs: list[dict], baseline_key: str, frontservice_key: str) -> float:
@@ -319,11 +357,13 @@ def bench_size(root: Path, size: int, timeout: float, repeat: int) -> dict:
     try:
         stack.start()
         warm_up(stack, work, timeout)
+        # The file every timed GET writes over (download()), its pages in place beforehand.
+        shutil.copyfile(data.path, work / "download.bin")
         # The baseline touches neither the API nor the workers: their peaks are FrontService's.
         with PeakSampler(stack.roots()) as sampler:
             for _ in range(repeat):
-                baseline = run_baseline(stack, data, work / "baseline.txt", timeout)
-                frontservice = run_frontservice(stack, data, work / "output.txt", timeout)
+                baseline = run_baseline(stack, data, work / "download.bin", timeout)
+                frontservice = run_frontservice(stack, data, work / "download.bin", timeout)
                 runs.append({"frontservice": frontservice, "baseline": baseline})
     finally:
         stack.stop()
@@ -337,6 +377,15 @@ def bench_size(root: Path, size: int, timeout: float, repeat: int) -> dict:
         "put_s": median_of(base, "put_s"),
         "get_s": median_of(base, "get_s"),
         "baseline_s": median_of(base, "total_s"),
+    }
+    # CPU seconds each process tree spent on the GETs: what the relay adds to a raw GET.
+    median["get_cpu_s"] = {
+        name: statistics.median(run["get_cpu_s"][name] for run in base)
+        for name in (*GET_TREES, "client")
+    }
+    median["download_cpu_s"] = {
+        name: statistics.median(run["download_cpu_s"][name] for run in fs)
+        for name in (*GET_TREES, "client")
     }
     # Ratios of throughput (>1: faster than the floor), each the median of the runs' own ratios.
     median["post_vs_put"] = median_ratio(runs, "put_s", "post_s")
@@ -385,6 +434,14 @@ def markdown(results: list[dict], host: dict, repeat: int) -> str:
             f"| {m['e2e_vs_baseline']:.2f}x | {rss['api']['peak_mib']:.1f} "
             f"| {rss['worker']['peak_mib']:.1f} | {rss['blob']['peak_mib']:.1f} "
             f"| {rss['job']['peak_mib']:.1f} |"
+        )
+    lines.append("")
+    for r in results:
+        raw, relayed = r["median"]["get_cpu_s"], r["median"]["download_cpu_s"]
+        lines.append(
+            f"CPU s per GET at {r['size_label']} (medians): raw GET: BlobService "
+            f"{raw['blob']:.2f}, client {raw['client']:.2f}; GET /output: BlobService "
+            f"{relayed['blob']:.2f}, API {relayed['api']:.2f}, client {relayed['client']:.2f}."
         )
     lines.append("")
     lines.append(
