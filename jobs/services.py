@@ -54,7 +54,8 @@ def job_create(
     # a job whose input is not in place yet.
     staging.promote(staged_file, job.id)
     try:
-        job.save(force_insert=True)
+        # Not through save(): see frontservice/mongo.py.
+        mongo.insert(job)
     except BaseException:
         staging.discard(job.id)
         raise
