@@ -17,6 +17,7 @@ from django_q.brokers import Broker, get_broker
 from django_q.brokers.mongo import Mongo, _timeout
 from django_q.conf import Conf
 from pymongo import ASCENDING, MongoClient
+from pymongo.collection import Collection
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 class ForkSafeMongo(Mongo):
     _client: MongoClient | None = None
     _client_pid: int | None = None
+    _collection: Collection | None = None
 
     @staticmethod
     def get_connection(list_key: str | None = None) -> None:
@@ -32,11 +34,7 @@ class ForkSafeMongo(Mongo):
     @property
     def connection(self) -> MongoClient:
         if self._client_pid != os.getpid():
-            self._client = MongoClient(**Conf.MONGO)
-            self._client_pid = os.getpid()
-            # dequeue sorts on `lock`; without the index every dequeue scans the queue.
-            # create_index is a no-op when the index exists.
-            self._client[Conf.MONGO_DB][self.list_key].create_index([("lock", ASCENDING)])
+            self._open()
         return self._client
 
     @connection.setter
@@ -45,12 +43,25 @@ class ForkSafeMongo(Mongo):
         pass
 
     @property
-    def collection(self):
-        return self.connection[Conf.MONGO_DB][self.list_key]
+    def collection(self) -> Collection:
+        if self._client_pid != os.getpid():
+            self._open()
+        return self._collection
 
     @collection.setter
     def collection(self, value) -> None:
         pass
+
+    def _open(self) -> None:
+        """This process's client, and the queue's collection made once with it: every POST
+        enqueues a task, and making a Collection (and its Database) for each was a tenth of
+        the enqueue's own Python time."""
+        self._client = MongoClient(**Conf.MONGO)
+        self._client_pid = os.getpid()
+        self._collection = self._client[Conf.MONGO_DB][self.list_key]
+        # dequeue sorts on `lock`; without the index every dequeue scans the queue.
+        # create_index is a no-op when the index exists.
+        self._collection.create_index([("lock", ASCENDING)])
 
     def dequeue(self):
         """The task that became deliverable first (django-q2's own takes any of them).
