@@ -143,20 +143,26 @@ def _loaders(model: type[Model]) -> tuple[list[str], list[tuple]]:
 
 def insert(instance: Model) -> None:
     """Insert `instance` as a new document, as `save(force_insert=True)` does: each field's
-    `pre_save` value (auto_now_add, auto_now) through its `get_db_prep_save`, under its column.
-    No model signals are sent (no model here has a receiver for them)."""
+    `pre_save` value (auto_now_add, auto_now) through its `get_db_prep_save`, under its column;
+    an auto primary key left unset is the database's (the instance gets it). IntegrityError for
+    a duplicate key, as from the ORM. No model signals are sent (no model here has receivers)."""
     model = type(instance)
+    auto_pk = model._meta.auto_field if instance.pk is None else None
     document = {}
     for field, column_name, nullable in _savers(model):
+        if field is auto_pk:
+            continue
         value = field.get_db_prep_save(field.pre_save(instance, True), connection)
         if value is None and not nullable:
             # The ORM's own check (django-mongodb-backend's SQLInsertCompiler).
             raise IntegrityError(f"You can't set {field.name} (a non-nullable field) to None.")
         document[column_name] = value
     try:
-        collection(model).insert_one(document)
+        inserted = collection(model).insert_one(document)
     except DuplicateKeyError as exc:
         raise IntegrityError(str(exc)) from exc
+    if auto_pk is not None:
+        setattr(instance, auto_pk.attname, inserted.inserted_id)
     instance._state.adding = False
     instance._state.db = connection.alias
 

@@ -1,13 +1,15 @@
 """frontservice/mongo.py's insert: the document the ORM's own insert would store."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 from django.db import IntegrityError
+from django.utils import timezone
 
 from frontservice import mongo
-from jobs.models import Job, WebhookStatus
+from jobs.models import IdempotencyKey, Job, WebhookStatus
 
 
 def _job(owner_sub: str) -> Job:
@@ -37,6 +39,7 @@ def owner_sub():
     sub = f"sub-{uuid.uuid4().hex[:10]}"
     yield sub
     Job.objects.filter(tenant_id="mongo-insert", sub=sub).delete()
+    IdempotencyKey.objects.filter(tenant_id="mongo-insert", sub=sub).delete()
 
 
 def test_an_inserted_job_is_stored_as_the_orm_stores_it(owner_sub):
@@ -70,3 +73,19 @@ def test_a_second_insert_of_the_same_job_is_an_integrity_error(owner_sub):
 
     with pytest.raises(IntegrityError):
         mongo.insert(job)
+
+
+def test_a_record_without_its_auto_primary_key_gets_the_one_the_database_gives(owner_sub):
+    record = IdempotencyKey(
+        tenant_id="mongo-insert",
+        sub=owner_sub,
+        key="k1",
+        request_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(minutes=1),
+    )
+
+    mongo.insert(record)
+
+    assert isinstance(record.pk, ObjectId)
+    stored = IdempotencyKey.objects.get(pk=record.pk)
+    assert (stored.sub, stored.key, stored.response_status) == (owner_sub, "k1", None)
