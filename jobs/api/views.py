@@ -120,7 +120,7 @@ class JobViewSet(viewsets.GenericViewSet):
                 # The webhook's links are built as this answer's are: from this Host.
                 base_url=request.build_absolute_uri("/").rstrip("/"),
             )
-            return self.get_serializer(job).data
+            return self._document(job)
 
         status_code, body = idempotency.answer_once(
             owner=request.user,
