@@ -1,5 +1,6 @@
 """Limits that depend on gunicorn: the input size of a chunked body (which gunicorn decodes off
-the socket), and rate counts shared by the API's worker processes.
+the socket), and rate counts shared by the API's worker processes: in MongoDB, and in Redis on
+the Redis pass (CACHE_URL follows REDIS_URL there).
 
 These run against an API process of their own with small limits (LIMITS), on the session's
 database, broker and reference services, so the rest of the suite keeps the defaults. The rates
@@ -11,6 +12,7 @@ tests/e2e/test_upload.py.
 import http.client
 import re
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +20,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from jobs.api.throttling import LEASE_SHARE
 from jobs.models import Job
 from jobs.states import Status
 from tests.support.processes import free_port
@@ -25,10 +28,14 @@ from tests.support.stack import Stack, api_argv
 
 MAX_INPUT_BYTES = 64 * 1024
 READ_LIMIT = 5
+# Large enough for each process to lease counts ahead, two at a time (jobs/api/throttling.py:
+# a lease is at most 1/LEASE_SHARE of the limit).
+SUBMIT_LIMIT = 2 * LEASE_SHARE
 LIMITS = {
     "MAX_INPUT_BYTES": str(MAX_INPUT_BYTES),
     # Per day: the window only turns over at midnight UTC, never in the middle of a test.
     "RATE_LIMIT_READ": f"{READ_LIMIT}/day",
+    "RATE_LIMIT_SUBMIT": f"{SUBMIT_LIMIT}/day",
 }
 # The access log names the gunicorn worker (its pid) that served each request.
 ACCESS_LOG_FORMAT = "served %(p)s %(U)s %(s)s"
@@ -120,6 +127,7 @@ def test_a_chunked_body_within_the_limit_is_accepted(limited, alice):
     assert Job.objects.get(pk=response.json()["id"]).input_size == MAX_INPUT_BYTES
 
 
+@pytest.mark.brokers
 def test_the_counts_are_shared_by_the_apis_worker_processes(limited, alice, make_jobs):
     (job,) = make_jobs(alice, Status.EXECUTION_COMPLETED)
     path = f"/api/v1/job/{job.id}/status"
@@ -138,6 +146,29 @@ def test_the_counts_are_shared_by_the_apis_worker_processes(limited, alice, make
     # Per-process counters would allow up to READ_LIMIT in each worker.
     assert statuses.count(200) == READ_LIMIT
     assert statuses.count(429) == len(statuses) - READ_LIMIT
+
+
+@pytest.mark.brokers
+def test_counts_leased_ahead_by_each_process_never_pass_the_limit(limited, alice):
+    # A cancel counts against the submit rate before its job is looked up: of an unknown job,
+    # an admitted one is 404 and a refused one 429, and nothing else is touched.
+    path = f"/api/v1/job/{uuid.uuid4()}/cancel"
+    statuses: list[int] = []
+    served: dict[str, list[int]] = {}
+    while len(statuses) < SUBMIT_LIMIT + 40 or (len(served) < 2 and len(statuses) < 400):
+        for _ in range(20):
+            response = requests.post(f"{limited.api}{path}", headers=alice.headers, timeout=30)
+            statuses.append(response.status_code)
+        served = _served_by(limited, path, expected=len(statuses))
+
+    assert len(served) == 2, f"one worker served all {len(statuses)} requests"
+    assert set(statuses) == {404, 429}
+    admitted = statuses.count(404)
+    # Each worker took leases of two once busy; what one leased and did not spend before the
+    # count ran out (at most one) is lost, and nothing more is ever admitted.
+    assert SUBMIT_LIMIT - 2 <= admitted <= SUBMIT_LIMIT
+    # The last requests are all refused: the shared count has reached the limit.
+    assert statuses[-20:] == [429] * 20
 
 
 def _served_by(stack, path: str, *, expected: int) -> dict[str, list[int]]:
