@@ -29,8 +29,12 @@ _CONDITIONS = {
 _RELAYED = {"etag": "ETag", "accept_ranges": "Accept-Ranges", "content_range": "Content-Range"}
 
 
-def output_response(blob_id: str, meta: dict) -> HttpResponse:
-    """Open the blob with the request's (`meta`'s) Range and If-* headers; its answer as ours."""
+def output_response(blob_id: str, meta: dict, *, head: bool = False) -> HttpResponse:
+    """Open the blob with the request's (`meta`'s) Range and If-* headers; its answer as ours.
+
+    For a HEAD (`head`), the same answer's status and headers, and the download is closed
+    before a byte of it is read: the server would drop the body anyway, but only after Django
+    had read all of it from BlobService."""
     conditions = {argument: meta.get(header) for argument, header in _CONDITIONS.items()}
     try:
         blob = blob_service.open_blob(blob_id, **conditions)
@@ -42,6 +46,11 @@ def output_response(blob_id: str, meta: dict) -> HttpResponse:
         blob.close()
         response = HttpResponse(status=304)
         del response["Content-Type"]  # no body, so no type either
+    elif head:
+        blob.close()
+        response = HttpResponse(status=blob.status_code, content_type=blob.content_type)
+        if blob.content_length is not None:
+            response["Content-Length"] = str(blob.content_length)
     else:
         response = StreamingHttpResponse(
             _chunks(blob), status=blob.status_code, content_type=blob.content_type

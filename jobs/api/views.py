@@ -177,7 +177,7 @@ class JobViewSet(viewsets.GenericViewSet):
         if job.status != Status.EXECUTION_COMPLETED:
             raise errors.OutputNotReady(f"The job is {job.status}; its output is not ready.")
         # Range, If-Range and If-None-Match are BlobService's to answer (jobs/api/output.py).
-        return output_response(job.blob_id, request.META)
+        return output_response(job.blob_id, request.META, head=request.method == "HEAD")
 
     @extend_schema(**schema.CANCEL)
     @action(detail=True, methods=["post"])

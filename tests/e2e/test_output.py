@@ -1,7 +1,8 @@
-"""GET /output through real processes: a large output streamed from BlobService through gunicorn,
-whole and by byte range, with its ETag. The ranges' and conditions' answers one by one are
-tested in-process (tests/jobs/api/test_output.py) and against BlobService itself
-(tests/refservices/test_blobservice.py); the CLI resuming a cut download is in test_cli.py."""
+"""GET and HEAD /output through real processes: a large output streamed from BlobService
+through gunicorn, whole and by byte range, with its ETag, and its headers alone. The ranges' and
+conditions' answers one by one are tested in-process (tests/jobs/api/test_output.py) and against
+BlobService itself (tests/refservices/test_blobservice.py); the CLI resuming a cut download is in
+test_cli.py."""
 
 import hashlib
 import os
@@ -65,6 +66,17 @@ def test_a_large_output_is_served_whole_and_by_range_with_its_etag(clean_downstr
     cached = _get(stack, alice, job_id, **{"If-None-Match": etag})
     assert cached.status_code == 304 and cached.content == b""
 
+    # HEAD: the whole answer's headers through gunicorn, no body, and the connection still
+    # good for the next request (the declared length was not expected on the wire).
+    with requests.Session() as session:
+        url = f"{stack.api}/api/v1/job/{job_id}/output"
+        head = session.head(url, headers=alice.headers, timeout=60)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["Content-Length"] == str(len(data))
+        assert head.headers["ETag"] == etag
+        after = session.get(url, headers={**alice.headers, "Range": "bytes=0-9"}, timeout=60)
+        assert after.status_code == 206 and after.content == expected[:10]
+
     # Each answer came from BlobService (one GET each), and the job is untouched.
-    assert stack.stats("blob")["by_id"][job_id]["GET"] == gets_before + 4
+    assert stack.stats("blob")["by_id"][job_id]["GET"] == gets_before + 6
     assert Job.objects.get(pk=job_id).status == "EXECUTION_COMPLETED"

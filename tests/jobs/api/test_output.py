@@ -119,6 +119,25 @@ def test_the_output_carries_blobservice_s_etag_and_accepts_ranges(api, alice, co
     assert api.output_of(alice, completed_job)["ETag"] == output["ETag"]
 
 
+def test_head_answers_the_output_s_headers_without_its_body(api, alice, completed_job):
+    full = api.output_of(alice, completed_job)
+
+    head = api.request("head", f"/api/v1/job/{completed_job}/output", alice)
+
+    assert head.status_code == 200
+    # Not a stream that Django's test client (or gunicorn) would drain and drop: no body at all.
+    assert not head.streaming and head.content == b""
+    assert head["Content-Length"] == str(len(UPPER))
+    assert head["Content-Type"].startswith("text/plain")
+    assert head["ETag"] == full["ETag"]
+    assert head["Accept-Ranges"] == "bytes"
+    ranged = api.request(
+        "head", f"/api/v1/job/{completed_job}/output", alice, headers={"Range": "bytes=0-9"}
+    )
+    assert ranged.status_code == 206
+    assert ranged["Content-Range"] == "bytes 0-9/36" and ranged["Content-Length"] == "10"
+
+
 @pytest.mark.parametrize(
     ("spec", "part", "content_range"),
     [("bytes=0-9", UPPER[:10], "bytes 0-9/36"), ("bytes=30-", UPPER[30:], "bytes 30-35/36")],
