@@ -18,7 +18,7 @@ from jobs.api.throttling import OwnerRateThrottle
 from jobs.api.uploads import stage_request_body, upload_slot
 from jobs.models import Job
 from jobs.queries import job_of_owner
-from jobs.serializers import JobSerializer, job_document
+from jobs.serializers import JobSerializer, job_document, request_base_url
 from jobs.states import ERROR, Status
 from orchestration.cancel import job_cancel
 from orchestration.refresh import job_refresh
@@ -72,14 +72,8 @@ class JobViewSet(viewsets.GenericViewSet):
 
     @cached_property
     def _base_url(self) -> str:
-        """The scheme and host the request came to: every link of the answer is under it.
-
-        What build_absolute_uri("/") gives without its trailing slash, without its general
-        work (joining and quoting a path) that cost as much as the job document itself:
-        get_host() has already refused any Host that is not in ALLOWED_HOSTS and spelled as a
-        host name, an IP address or [IPv6], with an optional port, so nothing in it needs
-        quoting."""
-        return f"{self.request.scheme}://{self.request.get_host()}"
+        # Once per request: every link of the answer is under it.
+        return request_base_url(self.request)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
