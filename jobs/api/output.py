@@ -46,15 +46,14 @@ def output_response(blob_id: str, meta: dict, *, head: bool = False) -> HttpResp
         blob.close()
         response = HttpResponse(status=304)
         del response["Content-Type"]  # no body, so no type either
-    elif head:
-        blob.close()
-        response = HttpResponse(status=blob.status_code, content_type=blob.content_type)
-        if blob.content_length is not None:
-            response["Content-Length"] = str(blob.content_length)
     else:
-        response = StreamingHttpResponse(
-            _chunks(blob), status=blob.status_code, content_type=blob.content_type
-        )
+        if head:
+            blob.close()
+            response = HttpResponse(status=blob.status_code, content_type=blob.content_type)
+        else:
+            response = StreamingHttpResponse(
+                _chunks(blob), status=blob.status_code, content_type=blob.content_type
+            )
         if blob.content_length is not None:
             response["Content-Length"] = str(blob.content_length)
     for attribute, header in _RELAYED.items():
